@@ -1,0 +1,120 @@
+"""Options shared by several commands: choosing data and tasks, training settings, progress."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from explorer.data import Dataset
+from explorer.datasets import DEFAULT, load_dataset, names
+from explorer.errors import ExplorerError
+from explorer.training import TrainConfig
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default=DEFAULT,
+                   help=f"built-in dataset: {', '.join(names())} (default: {DEFAULT}); ignored with --csv")
+    g.add_argument("--csv", metavar="FILE", help="your own CSV file instead of a built-in dataset")
+    g.add_argument("--text-col", metavar="COL", help="with --csv: the column holding the text")
+    g.add_argument("--feature-cols", metavar="A,B,..", help="with --csv: feature columns (tabular data)")
+    g.add_argument("--label-cols", metavar="X,Y,..",
+                   help="with --csv: label columns, one task each (default: the --tasks)")
+    g.add_argument("--kinds", metavar="X=regression,..",
+                   help="with --csv: override a task's detected kind (binary, multiclass, regression)")
+    g.add_argument("--mask-outlets", action="store_true",
+                   help="news only: replace outlet names in the text by [outlet]")
+
+
+def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    d = TrainConfig()
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default: {d.epochs})")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
+    g.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr})")
+    g.add_argument("--hidden", type=int, default=d.hidden,
+                   help=f"width of the shared layer (default: {d.hidden}); narrow layers make tasks compete")
+    g.add_argument("--patience", type=int, default=d.patience,
+                   help=f"early stopping patience in epochs, 0 = off (default: {d.patience})")
+    g.add_argument("--train-size", type=float, default=d.train_size,
+                   help="training-set size: a fraction of the training pool (0-1] or a row count (default: 1.0)")
+    g.add_argument("--split-seed", type=int, default=d.split_seed,
+                   help="seed of the train/validation/test split (default: 0)")
+    if seed:
+        g.add_argument("--seed", type=int, default=d.seed, help="initialisation and batch-order seed (default: 0)")
+    g.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+
+
+def split_list(value: str | None, what: str) -> list[str]:
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    if not items:
+        raise ExplorerError(f"{what} is empty: give a comma-separated list, e.g. a,b.")
+    return items
+
+
+def load_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> Dataset:
+    if getattr(args, "csv", None):
+        kinds = {}
+        for item in split_list(args.kinds, "--kinds") if args.kinds else []:
+            if "=" not in item:
+                raise ExplorerError(f"--kinds item '{item}' must look like COLUMN=KIND.")
+            col, kind = item.split("=", 1)
+            kinds[col.strip()] = kind.strip()
+        labels = split_list(args.label_cols, "--label-cols") if args.label_cols else tasks
+        if not labels:
+            raise ExplorerError("With --csv, name the label columns with --label-cols (or --tasks).")
+        return load_dataset("csv", path=args.csv, text_col=args.text_col,
+                            feature_cols=split_list(args.feature_cols, "--feature-cols") if args.feature_cols else None,
+                            label_cols=labels, kinds=kinds or None)
+    options = {"mask_outlets": True} if getattr(args, "mask_outlets", False) else {}
+    if options and args.dataset != "news":
+        raise ExplorerError("--mask-outlets only applies to the news dataset.")
+    return load_dataset(args.dataset, **options)
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
+    size = args.train_size
+    values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
+                  patience=args.patience, train_size=int(size) if size > 1 else size,
+                  split_seed=args.split_seed, device=args.device)
+    if hasattr(args, "seed"):
+        values["seed"] = args.seed
+    if hasattr(args, "method"):
+        values["method"] = args.method
+    values.update(overrides)
+    return TrainConfig(**values).validate()
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr with elapsed and remaining time."""
+
+    def __init__(self, label: str = "", stream=None, width: int = 28):
+        self.label, self.stream, self.width = label, stream or sys.stderr, width
+        self.start = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, done: float, total: float, extra: str = "") -> None:
+        now = time.perf_counter()
+        if done < total and now - self.last < 0.1:
+            return  # redraw at most ten times a second
+        self.last = now
+        share = min(1.0, done / total) if total else 1.0
+        elapsed = now - self.start
+        eta = elapsed / share - elapsed if share > 0 else 0.0
+        bar = "#" * int(share * self.width)
+        self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {share:4.0%} "
+                          f"{elapsed:5.1f}s elapsed, ~{eta:4.0f}s left {extra}   ")
+        self.stream.flush()
+
+    def __call__(self, event: dict) -> None:
+        losses = " ".join(f"{k}={v:.3f}" for k, v in event.get("losses", {}).items())
+        self.update(event["step"], event["total_steps"], f"epoch {event['epoch']}/{event['epochs']} {losses}")
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
