@@ -136,26 +136,21 @@ def _bbc_section(parts: list[str]) -> str | None:
             "technology": "health & science"}.get(topic)
 
 
-# Outlet names and self-references. Applied in order: the credit line and
-# addresses first, so that e.g. "zhuwenqian@chinadaily.com" goes as one token.
-# Names are case-sensitive on purpose: "tass" or "abc" inside ordinary words must stay.
-_MASKS: list[re.Pattern] = [
-    re.compile(r"Source:-?\s*(?:Al Jazeera and news agencies|Al Jazeera News|Al Jazeera|"
-               r"Aljazeera|News agencies|AFP news agency)"),
-    re.compile(r"\S*(?:aljazeera|chinadaily|huffingtonpost|huffpost|abcnews|bbc\.co|bbc\.com|"
-               r"cnn\.com|dw\.com|rte\.ie|tass\.com|tass\.ru)\S*", re.IGNORECASE),
-    re.compile(r"@(?:aljazeera|ajenglish|bbc|cnn|abc|rte|dwnews|dw_|tass|huffpost|"
-               r"huffingtonpost|chinadaily)\w*", re.IGNORECASE),
-    re.compile(r"\bAl[ -]?Jazeera\w*"),
-    re.compile(r"\b(?:ITAR-)?TASS\b"),
-    re.compile(r"\bABC News\b|\bABC\w*"),
-    re.compile(r"\bRT[EÉ]\w*"),  # also RTÉ's handles: RTENewsNow, RTEsoccer
-    re.compile(r"\bHuff(?:ington ?Post|Post|Po)\b"),
-    re.compile(r"\bDeutsche Welle\b|\bDW\b"),
-    re.compile(r"\bChina Daily\b"),
-    re.compile(r"\bBBC\w*"),
-    re.compile(r"\bCNN\w*"),
-]
+# Outlet names and self-references. The credit line and addresses go first, so
+# that e.g. "zhuwenqian@chinadaily.com" is replaced as one token. ABC, DW and RTE
+# are matched case-sensitively: in lower case they are ordinary letter runs.
+_CREDIT = re.compile(r"Source:-?\s*(?:Al Jazeera and news agencies|Al Jazeera News|Al Jazeera|"
+                     r"Aljazeera|News agencies|AFP news agency)")
+_ADDRESS_KEYS = ("aljazeera", "chinadaily", "huffingtonpost", "huffpost", "abcnews", "bbc.co", "bbc.com",
+                 "cnn.com", "dw.com", "rte.ie", "tass.com", "tass.ru",
+                 "@ajenglish", "@rte", "@dwnews", "@dw_", "@abc")
+# Matched on the lower-cased text: a case-insensitive scan is several times slower.
+_ADDRESS = re.compile("|".join(map(re.escape, _ADDRESS_KEYS)))
+# One alternation, not ten patterns that each rescan the 13 MB corpus; the
+# lookahead on first letters lets the scan skip most positions before trying \b.
+_NAMES = re.compile(r"(?=[AaTtIiHhDdCcBbR])\b(?:(?i:Al[ -]?Jazeera\w*|(?:ITAR-)?TASS\b|Huff(?:ington ?Post|Post|Po)\b|"
+                    r"Deutsche Welle\b|China Daily\b|BBC\w*|CNN\w*)"  # BBC\w*: also bbcnewsents
+                    r"|ABC News\b|ABC\w*|DW\b|RT[EÉ]\w*)")  # RT[EÉ]\w*: also RTENewsNow
 
 
 def mask_outlet_names(text: str) -> str:
@@ -164,9 +159,29 @@ def mask_outlet_names(text: str) -> str:
     This removes the most literal leak only: each outlet's style (datelines such
     as "MOSCOW, February 7.", share-button residue) still gives it away.
     """
-    for pattern in _MASKS:
-        text = pattern.sub(MASK, text)
-    return text
+    text = _CREDIT.sub(MASK, text)
+    low = text.lower()
+    if len(low) != len(text):  # a letter whose lower case is longer: offsets would shift
+        low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
+    text = _mask_tokens(text, _ADDRESS.finditer(low))
+    return _NAMES.sub(MASK, text)
+
+
+def _mask_tokens(text: str, matches) -> str:
+    """Replace each whitespace-delimited token of ``text`` that holds one of ``matches``."""
+    out, pos = [], 0
+    for m in matches:
+        if m.start() < pos:
+            continue
+        start, end = m.start(), m.end()
+        while start > pos and not text[start - 1].isspace():
+            start -= 1
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        out += [text[pos:start], MASK]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _zip_path() -> Path:

