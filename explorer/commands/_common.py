@@ -9,7 +9,7 @@ import time
 from explorer.data import Dataset
 from explorer.datasets import DEFAULT, load_dataset, names
 from explorer.errors import ExplorerError
-from explorer.training import TrainConfig
+from explorer.training import DEFAULT_LR, TrainConfig
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,8 @@ def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=d.epochs, help=f"maximum epochs (default: {d.epochs})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
-    g.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default: {d.lr})")
+    g.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: per modality: "
+                   + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
     g.add_argument("--hidden", type=int, default=d.hidden,
                    help=f"width of the shared layer (default: {d.hidden}); narrow layers make tasks compete")
     g.add_argument("--patience", type=int, default=d.patience,
