@@ -1,0 +1,117 @@
+import json
+
+import numpy as np
+import pytest
+
+import explorer.compare as compare_module
+from explorer.cli import main
+from explorer.compare import compare_methods
+from explorer.datasets import load_dataset
+from explorer.errors import ExplorerError
+from explorer.plots.methods import comparison_html, method_gains, task_weights
+from explorer.training import TrainConfig
+
+TASKS = ["digit", "even"]
+METHODS = ["ew", "uw", "pcgrad"]
+TINY = TrainConfig(epochs=2, hidden=16, lr=1e-2, patience=0, train_size=300)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def recorded(digits):
+    """A tiny comparison, with every call to train() recorded."""
+    calls = []
+    real = compare_module.train
+
+    def spy(dataset, tasks, config, progress=None, prepared=None):
+        calls.append((tuple(tasks), config.method, config.seed))
+        return real(dataset, tasks, config, progress=progress, prepared=prepared)
+
+    compare_module.train = spy
+    events = []
+    try:
+        result = compare_methods(digits, TASKS, METHODS, seeds=2, config=TINY, progress=events.append)
+    finally:
+        compare_module.train = real
+    return result, calls, events
+
+
+def test_single_task_baselines_are_trained_once_and_shared_by_every_method(recorded):
+    result, calls, _ = recorded
+    singles = [c for c in calls if len(c[0]) == 1]
+    assert sorted(singles) == sorted(((t,), "ew", s) for t in TASKS for s in (0, 1))
+    multi = [c for c in calls if len(c[0]) == 2]
+    assert sorted(multi) == sorted((tuple(TASKS), m, s) for m in METHODS for s in (0, 1))
+    assert set(result.methods) == set(METHODS)
+    for task in TASKS:
+        assert len(result.single[task]) == 2
+        for r in result.methods.values():
+            g = r.gains[task]
+            assert g.single_mean == pytest.approx(np.mean(result.single[task]))
+            assert g.n_single == 2 and g.n_multi == 2
+            assert g.multi_mean == pytest.approx(np.mean(r.scores[task]))
+            assert g.verdict in ("positive", "negative", "unclear")
+
+
+def test_delta_m_is_the_mean_gain_and_weights_are_recorded_per_step(recorded):
+    result, _, _ = recorded
+    for r in result.methods.values():
+        assert r.delta_m == pytest.approx(np.mean([g.mean for g in r.gains.values()]))
+        assert r.delta_m_std >= 0
+        assert len(r.weight_trace) == 2 and all(len(seed) > 0 for seed in r.weight_trace)
+        assert set(r.weight_trace[0][0]["weights"]) == set(TASKS)
+    assert all(s["weights"] == {"digit": 1.0, "even": 1.0} for s in result.methods["ew"].weight_trace[0])
+
+
+def test_progress_covers_every_run_and_the_result_is_json(recorded):
+    result, calls, events = recorded
+    assert {e["run"] for e in events} == set(range(1, len(calls) + 1))
+    assert all(e["runs"] == len(calls) for e in events)
+    fractions = [e["fraction"] for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["baseline_method"] == "ew"
+    assert set(data["methods"]["pcgrad"]["gains"]) == set(TASKS)
+    assert "method" not in data["config"] and "seed" not in data["config"]
+    table = result.table()
+    for m in METHODS:
+        assert m in table
+
+
+def test_charts_show_every_method_and_task(recorded):
+    data = recorded[0].to_dict()
+    fig = method_gains(data)
+    assert [t.name for t in fig.data] == METHODS
+    assert list(fig.data[0].x) == TASKS + ["Δm (mean over tasks)"]
+    weights = task_weights(data)
+    assert len(weights.data) == len(METHODS) * len(TASKS)
+    assert "<html>" in comparison_html(data)
+
+
+def test_compare_checks_its_input_before_training(digits, monkeypatch):
+    monkeypatch.setattr(compare_module, "train", lambda *a, **k: pytest.fail("trained before checking"))
+    with pytest.raises(ExplorerError, match="at least two tasks"):
+        compare_methods(digits, ["digit"], ["ew"], config=TINY)
+    with pytest.raises(ExplorerError, match="Unknown method 'nope'"):
+        compare_methods(digits, TASKS, ["ew", "nope"], config=TINY)
+    with pytest.raises(ExplorerError, match="seeds"):
+        compare_methods(digits, TASKS, ["ew"], seeds=0, config=TINY)
+
+
+def test_compare_command_writes_json_and_html(tmp_path, capsys):
+    out, html = tmp_path / "c.json", tmp_path / "c.html"
+    code = main(["compare", "--dataset", "digits", "--tasks", "digit,even", "--methods", "ew,upgrad",
+                 "--seeds", "1", "--epochs", "1", "--hidden", "8", "--train-size", "200",
+                 "--out", str(out), "--html", str(html)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "upgrad" in printed and "digit" in printed
+    data = json.loads(out.read_text())
+    assert set(data["methods"]) == {"ew", "upgrad"}
+    assert data["methods"]["upgrad"]["gains"]["digit"]["verdict"] == "unclear"  # one seed cannot clear the noise
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    assert main(["compare", "--dataset", "digits", "--tasks", "digit", "--methods", "pcgrad"]) == 2
