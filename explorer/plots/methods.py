@@ -69,7 +69,7 @@ def task_weights(comparison: dict, seed_index: int = 0) -> go.Figure:
     """The weight each task's gradient got at every training step, one panel per method.
 
     For loss weightings it is the factor on the task's loss; for gradient
-    aggregators (PCGrad, MGDA, UPGrad) it is the coefficient of the task's
+    aggregators (PCGrad, MGDA, UPGrad, CAGrad, Nash-MTL) it is the coefficient of the task's
     gradient in the shared encoder's update. Each panel has its own scale.
     """
     methods = comparison["methods"]
