@@ -18,6 +18,7 @@ _EXPORTS = {
     "load_run": "explorer.runs",
     "list_runs": "explorer.runs",
     "load_bundle": "explorer.bundle",
+    "export_bundle": "explorer.export",
 }
 
 __all__ = list(_EXPORTS)

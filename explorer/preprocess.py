@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
-from explorer.data import Dataset
+if TYPE_CHECKING:  # only for hints: a bundle loads without sklearn and the data layer
+    from explorer.data import Dataset
 
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 PAD, UNK = "<pad>", "<unk>"
@@ -145,7 +147,7 @@ Preprocessor = TextPreprocessor | TabularPreprocessor | ImagePreprocessor
 _BY_MODALITY = {"text": TextPreprocessor, "tabular": TabularPreprocessor, "image": ImagePreprocessor}
 
 
-def fit_preprocessor(dataset: Dataset, train_rows: np.ndarray, max_len: int = 256) -> Preprocessor:
+def fit_preprocessor(dataset: "Dataset", train_rows: np.ndarray, max_len: int = 256) -> Preprocessor:
     """Fit on the training rows only, so nothing about validation or test leaks in."""
     train_inputs = dataset.subset_rows(train_rows)
     if dataset.modality == "text":

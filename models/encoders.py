@@ -18,8 +18,12 @@ class TextEncoder(nn.Module):
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.mlp = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, hidden), nn.ReLU())
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        mask = (tokens != 0).unsqueeze(-1).to(self.embedding.weight.dtype)
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # ``mask`` (batch, seq, 1) may be given to keep the pooling fixed while the
+        # tokens change: integrated gradients pass the real input's mask with an
+        # all-padding baseline, so the baseline is scored with the same denominator.
+        if mask is None:
+            mask = (tokens != 0).unsqueeze(-1).to(self.embedding.weight.dtype)
         summed = (self.embedding(tokens) * mask).sum(1)
         pooled = summed / mask.sum(1).clamp(min=1.0)
         return self.mlp(pooled)

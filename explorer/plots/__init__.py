@@ -1,0 +1,1 @@
+"""Plotly figure builders, one module per concern. No Streamlit here."""
