@@ -1,0 +1,326 @@
+"""Train every combination of a sweep at once: the combination-parallel trainer.
+
+``train_combinations`` is the sweep's one entry point. In batched mode every
+(combination, seed) pair becomes one slot of a ``models.stacked.StackedModel``:
+its own initialisation (the very weights ``explorer.training.train`` would draw
+with that seed), its own batch order (the seed's), its own Adam state (Adam is
+elementwise and nothing couples slots: no clipping, and the summed loss gives
+each slot exactly its own gradient), its own loss (masked to its tasks) and its
+own early stopping (a per-slot copy of its best validation epoch).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from explorer.combos import (ComboRun, Progress, normalise_combinations, prepare_union, report, restrict,
+                             train_sequential)
+from explorer.data import Dataset
+from explorer.device import resolve_device
+from explorer.errors import ExplorerError
+from explorer.metrics import task_metrics
+from explorer.training import Prepared, TrainConfig, decode_predictions, model_spec
+from models import MultiTaskModel
+from explorer.sparse_adam import EmbeddingAdam, hot_rows
+from models.stacked import BagOfWords, StackedModel
+
+MODES = ("batched", "sequential")
+EVAL_BATCH = 512
+
+__all__ = ["MODES", "ComboRun", "train_combinations"]
+
+
+def train_combinations(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
+                       seeds: list[int], mode: str = "batched", progress: Progress | None = None,
+                       prepared: Prepared | None = None) -> list[ComboRun]:
+    """Train one model per (combination, seed) and score each on the test split.
+
+    Returns the runs seed-major: for each seed in ``seeds``, the combinations in order.
+    ``prepared`` (from ``explorer.training.prepare``) must cover the union of the tasks.
+    """
+    config = config.resolve(dataset.modality)
+    if mode not in MODES:
+        raise ExplorerError(f"Unknown mode '{mode}'. Use one of: {', '.join(MODES)}.")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ExplorerError("No seed given: pass at least one, e.g. seeds=[0].")
+    if len(set(seeds)) != len(seeds):
+        raise ExplorerError(f"Seeds {seeds} repeat a value: give distinct seeds.")
+    combinations = normalise_combinations(dataset, combinations)
+    if mode == "sequential":
+        return train_sequential(dataset, combinations, config, seeds, progress, prepared)
+    if config.method != "ew":
+        raise ExplorerError(f"Method '{config.method}' is not supported in batched mode, which trains "
+                            "with equal weights (ew) only. Use mode 'sequential' for other methods.")
+    return train_batched(dataset, combinations, config, seeds, progress, prepared)
+
+
+def build_stack(prepared: Prepared, combinations: list[tuple[str, ...]], config: TrainConfig,
+                seeds: list[int]) -> StackedModel:
+    """Slot (seed s, combination i) initialised exactly as ``train`` initialises that model."""
+    stack = None
+    for s, seed in enumerate(seeds):
+        for i, combo in enumerate(combinations):
+            torch.manual_seed(seed)
+            model = MultiTaskModel(model_spec(restrict(prepared, combo), config))
+            if stack is None:
+                stack = StackedModel(model, len(seeds) * len(combinations), len(seeds),
+                                     heads={t.name: t.n_outputs for t in prepared.tasks})
+            stack.set_slot(s * len(combinations) + i, model)
+    return stack
+
+
+class _Losses:
+    """Per-slot, per-task mean losses of one batch, each over the rows that have the label."""
+
+    def __init__(self, prepared: Prepared, stack: StackedModel, combinations, device):
+        self.tasks = prepared.tasks
+        self.slices = [stack.head_slices[t.name] for t in self.tasks]
+        self.groups, self.per_group = stack.groups, stack.per_group
+        member = torch.tensor([[t.name in combo for t in self.tasks] for combo in combinations],
+                              dtype=torch.float32)
+        self.member = member.repeat(stack.groups, 1).to(device)  # [C, T]: is task t in slot c's combination
+
+    def __call__(self, outputs: torch.Tensor, targets: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``outputs`` [C, B, n_out], ``targets`` per task [groups, B] -> (sum of losses [C, T], counts [C, T])."""
+        sums, counts = [], []
+        c, b = outputs.shape[:2]
+        for task, sl, target in zip(self.tasks, self.slices, targets):
+            out = outputs[:, :, sl].view(self.groups, self.per_group, b, -1)
+            tgt = target.unsqueeze(1)                      # [groups, 1, B] broadcast over the group's slots
+            if task.is_classification:
+                keep = tgt >= 0
+                logp = F.log_softmax(out, -1)
+                picked = logp.gather(-1, tgt.clamp(min=0).expand(-1, self.per_group, -1).unsqueeze(-1))
+                loss = -(picked.squeeze(-1) * keep).sum(-1)
+            else:
+                keep = ~torch.isnan(tgt)
+                diff = out[..., 0] - torch.where(keep, tgt, torch.zeros_like(tgt))
+                loss = (diff.square() * keep).sum(-1)
+            sums.append(loss.reshape(c))
+            counts.append(keep.sum(-1).expand(-1, self.per_group).reshape(c).to(outputs.dtype))
+        return torch.stack(sums, 1), torch.stack(counts, 1)
+
+    def means(self, sums: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean loss per (slot, task), and whether it counts (task in the combination and labelled)."""
+        valid = (counts > 0) & (self.member > 0)
+        return sums / counts.clamp(min=1.0), valid
+
+
+def _optimiser(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    try:  # the fused kernel makes one pass over each tensor per step: the step is memory-bound
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+@torch.no_grad()
+def _outputs(stack: StackedModel, x: torch.Tensor) -> torch.Tensor:
+    """Eval-mode outputs [C, n, n_out] on rows shared by every group."""
+    stack.eval()
+    return torch.cat([stack(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)], 1)
+
+
+def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig, seeds: list[int],
+                  progress: Progress | None = None, prepared: Prepared | None = None) -> list[ComboRun]:
+    prepared = prepare_union(dataset, combinations, config, prepared)
+    device = resolve_device(config.device)
+    stack = build_stack(prepared, combinations, config, seeds).to(device)
+    torch.manual_seed(seeds[0])  # dropout masks: a different stream from sequential mode, but reproducible
+    losses = _Losses(prepared, stack, combinations, device)
+    names = [t.name for t in prepared.tasks]
+    slots, n_tasks = stack.slots, len(names)
+
+    x_train = prepared.x["train"].to(device)
+    y_train = [prepared.y["train"][t].to(device) for t in names]
+    x_val = prepared.x["val"].to(device)
+    y_val = [prepared.y["val"][t].to(device) for t in names]
+    step_fn = _TextStep(stack, x_train, config) if stack.modality == "text" else _DenseStep(stack)
+    optimiser = _optimiser(step_fn.parameters(), config.lr, device)
+    n = len(x_train)
+    steps_per_epoch = max(1, -(-n // config.batch_size))
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    best = torch.full((slots,), float("inf"), device=device)
+    best_epoch = [0] * slots
+    stale = torch.zeros(slots, dtype=torch.long, device=device)
+    stopped = torch.zeros(slots, dtype=torch.bool, device=device)
+    saved: dict[str, torch.Tensor] = {}  # each slot's weights at its best validation epoch
+    histories: list[list[dict]] = [[] for _ in range(slots)]
+    text = f"{len(combinations)} combinations x {len(seeds)} seeds, batched"
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        stack.train()
+        sums = torch.zeros(slots, n_tasks, device=device)
+        counts = torch.zeros(slots, n_tasks, device=device)
+        orders = [torch.randperm(n, generator=g).split(config.batch_size) for g in generators]
+        for batches in zip(*orders):
+            rows = torch.stack(batches).to(device)                  # [groups, B]
+            outputs = step_fn.forward(x_train, rows)
+            loss_sums, loss_counts = losses(outputs, [y[rows] for y in y_train])
+            mean, valid = losses.means(loss_sums, loss_counts)
+            # summed over slots: d(total)/d(slot c's weights) is slot c's own loss gradient
+            (mean * valid).sum().backward()
+            step_fn.finish_backward()
+            optimiser.step()
+            with torch.no_grad():
+                sums += mean.detach() * valid
+                counts += valid
+            step += 1
+            report(progress, step, steps_per_epoch * config.epochs, text, epoch, config.epochs)
+        step_fn.flush()
+        train_mean = (sums / counts.clamp(min=1)).cpu()
+        train_has = (counts > 0).cpu()
+        val_mean, val_valid = _val_losses(stack, losses, x_val, y_val)
+        val_total = torch.where(val_valid, val_mean, torch.zeros_like(val_mean)).sum(1)
+        improved = (val_total < best - 1e-6) & ~stopped
+        best = torch.where(improved, val_total, best)
+        stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
+        _checkpoint(stack, saved, improved.cpu())
+        val_cpu, val_valid_cpu = val_mean.cpu(), val_valid.cpu()
+        improved_cpu, stopped_cpu = improved.cpu(), stopped.cpu()
+        for c in range(slots):
+            if stopped_cpu[c]:
+                continue
+            histories[c].append({
+                "epoch": epoch,
+                "train": {t: float(train_mean[c, j]) for j, t in enumerate(names) if train_has[c, j]},
+                "val": {t: float(val_cpu[c, j]) for j, t in enumerate(names) if val_valid_cpu[c, j]}})
+            if improved_cpu[c]:
+                best_epoch[c] = epoch
+        if config.patience:
+            stopped |= stale >= config.patience
+            if bool(stopped.all()):
+                break
+    _restore(stack, saved, torch.tensor([e > 0 for e in best_epoch]))
+    outputs = _outputs(stack, prepared.x["test"].to(device)).cpu()
+    runs = []
+    for s, seed in enumerate(seeds):
+        for i, combo in enumerate(combinations):
+            c = s * len(combinations) + i
+            metrics = {}
+            for t in restrict(prepared, combo).tasks:
+                pred = decode_predictions(t, outputs[c][:, stack.head_slices[t.name]],
+                                          prepared.target_stats.get(t.name))
+                metrics[t.name] = task_metrics(t, prepared.y_raw["test"][t.name], pred)
+            runs.append(ComboRun(combo, seed, metrics, best_epoch[c], histories[c]))
+    report(progress, steps_per_epoch * config.epochs, steps_per_epoch * config.epochs, "done",
+           config.epochs, config.epochs)
+    return runs
+
+
+@torch.no_grad()
+def _checkpoint(stack: StackedModel, saved: dict[str, torch.Tensor], improved: torch.Tensor) -> None:
+    """Copy the improved slots' weights into ``saved`` (all at once the first time)."""
+    if not improved.any():
+        return
+    for name, p in stack.named_parameters():
+        if name not in saved:
+            saved[name] = p.detach().clone()
+        elif improved.all():
+            saved[name].copy_(p.detach())
+        else:
+            _copy_slots(stack, name, p.detach(), saved[name], improved)
+
+
+@torch.no_grad()
+def _restore(stack: StackedModel, saved: dict[str, torch.Tensor], slots: torch.Tensor) -> None:
+    """Put the saved weights back into ``slots``; the others keep their last weights."""
+    if slots.any():
+        for name, p in stack.named_parameters():
+            _copy_slots(stack, name, saved[name], p.detach(), slots)
+
+
+def _copy_slots(stack: StackedModel, name: str, src: torch.Tensor, dst: torch.Tensor, slots: torch.Tensor) -> None:
+    src, dst = stack.slot_view(name, src), stack.slot_view(name, dst)
+    for c in torch.nonzero(slots).flatten().tolist():
+        if name == "embedding":
+            g, i = divmod(c, stack.per_group)
+            dst[g, :, i] = src[g, :, i]
+        else:
+            dst[c] = src[c]
+
+
+class _DenseStep:
+    """Tabular and image models: plain autograd on the stacked weights."""
+
+    def __init__(self, stack: StackedModel):
+        self.stack = stack
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.stack.parameters())
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        for p in self.stack.parameters():
+            p.grad = None
+        return self.stack.decode(self.stack.encode_groups(x[rows]))
+
+    def finish_backward(self) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class _TextStep:
+    """Text models: the embedding tables are pooled and differentiated as sparse bags of words.
+
+    A batch touches a few thousand of the vocabulary's rows. Autograd through
+    ``embedding_bag`` would build a dense [V, C*D] gradient each step, and
+    ``torch.optim.Adam`` would then sweep the whole table; here the pooled
+    features are the autograd leaf, the touched rows' gradient is computed
+    directly, and ``EmbeddingAdam`` updates the table as dense Adam would.
+    """
+
+    def __init__(self, stack: StackedModel, x_train: torch.Tensor, config: TrainConfig):
+        self.stack = stack
+        self.table = stack.embedding
+        self.table.requires_grad_(False)  # updated by self.adam, never by autograd
+        vocab = self.table.shape[1]
+        docs = BagOfWords(x_train, vocab)
+        frequency = torch.bincount(docs.tokens, minlength=vocab).cpu() / max(1, len(x_train))
+        self.hot = hot_rows(frequency, vocab, config.batch_size)
+        self.adam = EmbeddingAdam(self.table.data, self.hot, config.lr)
+        self.bags: list[BagOfWords] = []
+        self.cold: list[tuple] = []
+        self.leaf: torch.Tensor | None = None
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What the ordinary optimiser updates: everything but the embedding tables."""
+        return [p for name, p in self.stack.named_parameters() if name != "embedding"]
+
+    def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        for p in self.parameters():
+            p.grad = None
+        vocab = self.table.shape[1]
+        self.bags = [BagOfWords(x[r], vocab) for r in rows]
+        self.cold, parts = [], []
+        with torch.no_grad():
+            for g, bag in enumerate(self.bags):
+                cold_rows = bag.rows[int(torch.searchsorted(bag.rows, self.hot)):]
+                cold = self.adam.gather(g, cold_rows)
+                self.cold.append((cold_rows, cold))
+                parts.append(bag.pool_split(self.table[g], self.hot, cold[0]))
+        self.leaf = torch.stack(parts).requires_grad_()
+        return self.stack.decode(self.stack.features(self.stack.unstack_groups(self.leaf)))
+
+    @torch.no_grad()
+    def finish_backward(self) -> None:
+        updates = []
+        for g, (bag, (cold_rows, cold)) in enumerate(zip(self.bags, self.cold)):
+            grad = bag.table_grad(self.leaf.grad[g])  # rows in ascending order: hot ones first
+            n_hot = len(bag.rows) - len(cold_rows)
+            updates.append((bag.rows[:n_hot], grad[:n_hot], cold_rows, cold, grad[n_hot:]))
+        self.adam.step(updates)
+
+    def flush(self) -> None:
+        self.adam.flush()
+
+
+@torch.no_grad()
+def _val_losses(stack: StackedModel, losses: _Losses, x: torch.Tensor, ys: list[torch.Tensor]):
+    outputs = _outputs(stack, x)
+    sums, counts = losses(outputs, [y.unsqueeze(0).expand(stack.groups, -1) for y in ys])
+    return losses.means(sums, counts)

@@ -1,0 +1,222 @@
+"""Benchmark of the combination-parallel trainer: the same sweep, batched and sequential.
+
+Both modes train every single task and every pair of ``n_tasks`` tasks with the
+same seeds and the same number of epochs (early stopping off, so both do the
+same work), in one process. Besides the wall-clock ratio it reports the
+achieved arithmetic rate against the machine's measured float32 matmul rate,
+the memory traffic of the optimiser against the measured copy bandwidth (the
+text model's embedding makes the work memory-bound), and peak resident memory.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import resource
+import time
+from dataclasses import replace
+
+import torch
+
+from explorer.batched import train_combinations
+from explorer.data import Dataset
+from explorer.device import describe, resolve_device
+from explorer.errors import ExplorerError
+from explorer.training import Prepared, TrainConfig, prepare
+
+ADAM_BYTES_PER_PARAM = 7 * 4  # fused Adam reads param, grad, m, v and writes param, m, v (float32)
+
+
+def pairwise(tasks: list[str]) -> list[tuple[str, ...]]:
+    return [(t,) for t in tasks] + list(itertools.combinations(tasks, 2))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: torch.device, size: int = 2048, repeats: int = 5) -> float:
+    """Best float32 matmul rate in GFLOP/s over a few timed products (one warm-up)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def copy_bandwidth(device: torch.device, mib: int = 256, repeats: int = 5) -> float:
+    """Best memory bandwidth of a large tensor copy in GB/s (bytes read + written)."""
+    src = torch.ones(mib * 2 ** 18, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() * 4 / best / 1e9
+
+
+def _peak_rss_reset() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2 ** 20 if platform.system() == "Darwin" else 1024)
+
+
+def model_flops(prepared: Prepared, combinations: list[tuple[str, ...]], config: TrainConfig) -> dict:
+    """Analytic FLOPs of the whole sweep (every combination, one seed), multiply-add = 2.
+
+    Per model and epoch: the encoder's linear layers and the model's own heads
+    cost 2*in*out per row forward and twice that backward (input and weight
+    gradients); text pooling costs 2*D per non-padding token forward and the same
+    again for the embedding gradient (there is no gradient to the tokens).
+    Validation adds one forward pass per epoch. Adam's few elementwise
+    operations per parameter are counted apart: they are memory-bound.
+    """
+    pre, n_train, n_val = prepared.preprocessor, len(prepared.x["train"]), len(prepared.x["val"])
+    widths = {t.name: t.n_outputs for t in prepared.tasks}
+    h, d = config.hidden, config.embed_dim
+    if pre.modality == "text":
+        layers = [(d, h)]
+        tokens = {part: int((prepared.x[part] != 0).sum()) for part in ("train", "val")}
+        pool_fwd = {part: 2 * d * tokens[part] for part in tokens}
+        params_encoder = pre.input_spec["vocab_size"] * d + d * h + h
+    else:
+        n_in = pre.input_spec.get("n_features") or pre.input_spec["height"] * pre.input_spec["width"]
+        layers = [(n_in, h), (h, h)]
+        pool_fwd = {"train": 0, "val": 0}
+        params_encoder = n_in * h + h + h * h + h
+    total, params = 0, 0
+    for combo in combinations:
+        k = sum(widths[t] for t in combo)
+        per_row = 2 * (sum(a * b for a, b in layers) + h * k)
+        train = 3 * per_row * n_train + 2 * pool_fwd["train"]
+        val = per_row * n_val + pool_fwd["val"]
+        total += config.epochs * (train + val)
+        params += params_encoder + (h + 1) * k
+    steps = config.epochs * -(-n_train // config.batch_size)
+    return {"model_flops": total, "parameters": params, "optimizer_steps": steps,
+            "adam_bytes": ADAM_BYTES_PER_PARAM * params * steps}
+
+
+def _time(fn) -> tuple[float, float, float]:
+    """(wall seconds, process CPU seconds, peak RSS MiB during ``fn``)."""
+    reset = _peak_rss_reset()
+    cpu, start = time.process_time(), time.perf_counter()
+    fn()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return wall, cpu, _peak_rss_mib() if reset else float("nan")
+
+
+def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 1, train_size: float = 1.0,
+              device: str = "auto", modes: tuple[str, ...] = ("batched", "sequential"),
+              progress=None) -> dict:
+    if n_tasks < 2:
+        raise ExplorerError(f"--tasks must be at least 2 for a pairwise sweep, got {n_tasks}.")
+    tasks = list(dataset.tasks)[:n_tasks]
+    if len(tasks) < n_tasks:
+        raise ExplorerError(f"Dataset '{dataset.name}' has {len(tasks)} tasks; ask for at most that many.")
+    combos = pairwise(tasks)
+    config = TrainConfig(epochs=epochs, patience=0, train_size=train_size, device=device).resolve(dataset.modality)
+    dev = resolve_device(device)
+    seed_list = list(range(seeds))
+    start_rss = _peak_rss_mib()
+    t0 = time.perf_counter()
+    prepared = prepare(dataset, tasks, config)
+    prepare_s = time.perf_counter() - t0
+    out: dict = {"dataset": dataset.name, "tasks": tasks, "combinations": len(combos), "seeds": seeds,
+                 "models": len(combos) * seeds, "epochs": epochs, "train_rows": len(prepared.x["train"]),
+                 "device": describe(dev), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                 "prepare_seconds": round(prepare_s, 2), "rss_before_mib": round(start_rss, 1)}
+    # the first optimiser of a process imports torch's compiler stack (seconds): not either mode's cost
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1, device=dev))])
+    work = model_flops(prepared, combos, config)
+    work = {k: v * seeds for k, v in work.items() if k != "optimizer_steps"} | {
+        "optimizer_steps": work["optimizer_steps"]}
+    out.update(work)
+    for mode in modes:
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+
+        def go(mode=mode):
+            train_combinations(dataset, combos, replace(config), seed_list, mode=mode, progress=progress,
+                               prepared=prepared)
+
+        wall, cpu, peak = _time(go)
+        out[mode] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(peak, 1),
+                     "gflops": round(work["model_flops"] / wall / 1e9, 2),
+                     "adam_gb_per_s": round(work["adam_bytes"] / wall / 1e9, 2)}
+        if dev.type == "cuda":
+            out[mode]["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 20, 1)
+    out["matmul_gflops"] = round(matmul_peak(dev), 1)
+    out["copy_gb_per_s"] = round(copy_bandwidth(dev), 1)
+    for mode in modes:
+        out[mode]["share_of_matmul_peak"] = round(out[mode]["gflops"] / out["matmul_gflops"], 4)
+        out[mode]["adam_share_of_copy_bandwidth"] = round(out[mode]["adam_gb_per_s"] / out["copy_gb_per_s"], 3)
+    if "batched" in out and "sequential" in out:
+        out["speedup"] = round(out["sequential"]["seconds"] / out["batched"]["seconds"], 2)
+    out["process_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def profile_batched(dataset: Dataset, n_tasks: int = 6, epochs: int = 1, train_size: float = 1.0,
+                    device: str = "auto", rows: int = 15) -> str:
+    """Where one batched sweep spends its time: torch.profiler's table of operators by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    tasks = list(dataset.tasks)[:n_tasks]
+    config = TrainConfig(epochs=epochs, patience=0, train_size=train_size, device=device).resolve(dataset.modality)
+    prepared = prepare(dataset, tasks, config)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if resolve_device(device).type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        train_combinations(dataset, pairwise(tasks), config, [0], mode="batched", prepared=prepared)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def format_table(result: dict) -> str:
+    modes = [m for m in ("batched", "sequential") if m in result]
+    lines = [f"bench: {result['dataset']}, {len(result['tasks'])} tasks ({', '.join(result['tasks'])}), "
+             f"{result['combinations']} combinations x {result['seeds']} seed(s) = {result['models']} models, "
+             f"{result['epochs']} epochs, {result['train_rows']} training rows",
+             f"device: {result['device']}, {result['threads']} torch threads, {result['cpus']} CPUs, "
+             f"load average {', '.join(f'{x:.1f}' for x in result['load_average'] or [])}",
+             f"work: {result['model_flops'] / 1e9:.1f} GFLOP (model, analytic), "
+             f"{result['parameters'] / 1e6:.1f} M parameters, {result['optimizer_steps']} steps, "
+             f"{result['adam_bytes'] / 1e9:.0f} GB of Adam traffic",
+             f"machine: float32 matmul {result['matmul_gflops']:.1f} GFLOP/s, copy {result['copy_gb_per_s']:.1f} GB/s",
+             "",
+             f"{'mode':<11}{'seconds':>9}{'cpu s':>9}{'GFLOP/s':>9}{'% peak':>8}{'Adam GB/s':>11}"
+             f"{'peak RSS MiB':>14}"]
+    for m in modes:
+        r = result[m]
+        lines.append(f"{m:<11}{r['seconds']:>9.1f}{r['cpu_seconds']:>9.1f}{r['gflops']:>9.2f}"
+                     f"{100 * r['share_of_matmul_peak']:>7.1f}%{r['adam_gb_per_s']:>11.1f}{r['peak_rss_mib']:>14.0f}")
+    if "speedup" in result:
+        lines += ["", f"batched is {result['speedup']:.1f}x faster than sequential"]
+    return "\n".join(lines)

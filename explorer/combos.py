@@ -1,0 +1,104 @@
+"""Many small models, one per combination of tasks: the shared types and the sequential trainer.
+
+A sweep (singles, pairs, ...) trains every combination with several seeds. Both
+modes of ``explorer.batched.train_combinations`` return one ``ComboRun`` per
+(combination, seed); this module holds that type, the progress plumbing, and
+the reference mode that calls ``explorer.training.train`` once per model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from explorer.data import Dataset
+from explorer.errors import Cancelled, ExplorerError
+from explorer.training import Prepared, TrainConfig, prepare, train
+
+Progress = Callable[[dict], "bool | None"]
+
+
+@dataclass
+class ComboRun:
+    tasks: tuple[str, ...]   # the combination
+    seed: int
+    metrics: dict[str, dict]  # task -> test metrics as from explorer.training.evaluate
+    best_epoch: int
+    history: list[dict]       # per epoch {"epoch", "train": {task: loss}, "val": {task: loss}}
+
+
+def normalise_combinations(dataset: Dataset, combinations: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Validated combinations (tasks checked, duplicates within one dropped, order kept)."""
+    if not combinations:
+        raise ExplorerError("No combination of tasks to train: give at least one, e.g. [('a',), ('a', 'b')].")
+    out = []
+    for combo in combinations:
+        if isinstance(combo, str):
+            raise ExplorerError(f"Combination {combo!r} must be a tuple of task names, e.g. ('{combo}',).")
+        out.append(tuple(dataset.check_tasks(list(combo))))
+    return out
+
+
+def task_union(combinations: list[tuple[str, ...]]) -> list[str]:
+    return list(dict.fromkeys(t for combo in combinations for t in combo))
+
+
+def restrict(prepared: Prepared, tasks: tuple[str, ...] | list[str]) -> Prepared:
+    """The same split and tensors, seen through a subset of the tasks (in the subset's order).
+
+    ``prepare`` fits its preprocessor on the training rows only, so it is the same
+    for every combination of a sweep: one ``prepare`` on the union serves them all.
+    """
+    by_name = {t.name: t for t in prepared.tasks}
+    missing = [t for t in tasks if t not in by_name]
+    if missing:
+        raise ExplorerError(f"Task(s) {', '.join(missing)} are not in the prepared data; "
+                            "prepare the union of all the combinations' tasks.")
+    return replace(prepared, tasks=[by_name[t] for t in tasks],
+                   y={part: {t: ys[t] for t in tasks} for part, ys in prepared.y.items()},
+                   y_raw={part: {t: ys[t] for t in tasks} for part, ys in prepared.y_raw.items()},
+                   target_stats={t: s for t, s in prepared.target_stats.items() if t in tasks})
+
+
+def label(combo: tuple[str, ...], seed: int) -> str:
+    return f"{'+'.join(combo)} seed {seed}"
+
+
+def report(progress: Progress | None, done: int, total: int, text: str, epoch: int, epochs: int) -> None:
+    if progress is not None and progress({"done": done, "total": total, "label": text,
+                                          "epoch": epoch, "epochs": epochs}) is False:
+        raise Cancelled("sweep cancelled")
+
+
+def prepare_union(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
+                  prepared: Prepared | None) -> Prepared:
+    union = task_union(combinations)
+    if prepared is None:
+        return prepare(dataset, union, config)
+    return restrict(prepared, union)
+
+
+def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
+                     seeds: list[int], progress: Progress | None = None,
+                     prepared: Prepared | None = None) -> list[ComboRun]:
+    """One ``explorer.training.train`` per (seed, combination): the reference the batched mode must match."""
+    prepared = prepare_union(dataset, combinations, config, prepared)
+    total = len(seeds) * len(combinations) * config.epochs  # in epochs; early stopping jumps ahead
+    runs: list[ComboRun] = []
+    for seed in seeds:
+        seeded = replace(config, seed=seed)
+        for combo in combinations:
+            done_before = len(runs) * config.epochs
+            text = label(combo, seed)
+
+            def inner(event: dict, done_before=done_before, text=text) -> bool:
+                # called every step (so cancelling is prompt), counted in epochs of the whole sweep
+                report(progress, done_before + event["epoch"] - 1, total, text, event["epoch"], event["epochs"])
+                return True
+
+            report(progress, done_before, total, text, 0, config.epochs)
+            result = train(dataset, list(combo), seeded, progress=inner if progress else None,
+                           prepared=restrict(prepared, combo))
+            history = [{"epoch": h["epoch"], "train": h["train"], "val": h["val"]} for h in result.history]
+            runs.append(ComboRun(combo, seed, result.metrics, result.best_epoch, history))
+    report(progress, total, total, "done", config.epochs, config.epochs)
+    return runs

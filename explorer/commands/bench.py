@@ -1,0 +1,46 @@
+"""`python -m explorer bench`: time one pairwise sweep in batched and in sequential mode."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from explorer.bench import format_table, profile_batched, run_bench
+from explorer.commands._common import ProgressBar, print_json
+from explorer.datasets import DEFAULT, load_dataset
+
+NAME = "bench"
+HELP = ("time the same pairwise sweep (every single task and pair) in batched and sequential mode; "
+        "prints the speed ratio, GFLOP/s against the measured matmul peak, and peak memory")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default=DEFAULT, help=f"built-in dataset (default: {DEFAULT})")
+    p.add_argument("--tasks", type=int, default=6, help="the dataset's first N tasks (default: 6)")
+    p.add_argument("--epochs", type=int, default=3,
+                   help="epochs per model, the same in both modes; early stopping is off (default: 3)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per combination (default: 1)")
+    p.add_argument("--train-size", type=float, default=1.0,
+                   help="training-set size: a fraction of the training pool (0-1] or a row count (default: 1.0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--mode", choices=("both", "batched", "sequential"), default="both",
+                   help="time only one mode (default: both)")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of timing, profile one epoch of the batched sweep and print the top operators")
+
+
+def run(args: argparse.Namespace) -> int:
+    dataset = load_dataset(args.dataset)
+    size = int(args.train_size) if args.train_size > 1 else args.train_size
+    if args.profile:
+        print(profile_batched(dataset, args.tasks, 1, size, args.device))
+        return 0
+    modes = ("batched", "sequential") if args.mode == "both" else (args.mode,)
+    bar = ProgressBar("bench")
+    try:
+        result = run_bench(dataset, args.tasks, args.epochs, args.seeds, size, args.device, modes,
+                           progress=lambda e: bar.update(e["done"], e["total"], e["label"]))
+    finally:
+        bar.close()
+    print(format_table(result), file=sys.stderr)
+    print_json(result)
+    return 0

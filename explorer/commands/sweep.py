@@ -1,0 +1,108 @@
+"""`python -m explorer sweep`: the transfer matrix of some tasks, with seed noise, estimates and groupings."""
+from __future__ import annotations
+
+import argparse
+
+from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
+                                       load_from_args, split_list)
+from explorer.errors import ExplorerError
+from explorer.methods import DEFAULT as DEFAULT_METHOD
+from explorer.sweep import MODES, SweepReport, run_sweep, save_report
+
+NAME = "sweep"
+HELP = ("train every single task and every pair (or larger group) with several seeds; write the transfer "
+        "matrix, one-run affinity estimates and task groupings to report.json (and an HTML report)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", required=True, metavar="A,B,..", help="comma-separated tasks, 2 to 8")
+    p.add_argument("--order", type=int, default=2,
+                   help="largest group size to train: 2 = pairs (default), 3 = also triples, ...")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="seeds per model (default: 3); 2 or more are needed to call a gain clear of noise")
+    p.add_argument("--mode", choices=MODES, default="auto",
+                   help="batched: all models at once (equal weights only); sequential: one by one; "
+                        "auto: batched for method ew (default)")
+    p.add_argument("--method", default=DEFAULT_METHOD,
+                   help="loss weighting / gradient method of every model (default: ew)")
+    p.add_argument("--train-fraction", metavar="F,..",
+                   help="repeat the pairwise sweep at each training-set size, e.g. 0.05,0.2,1.0 "
+                        "(fractions of the training pool, or row counts); overrides --train-size")
+    p.add_argument("--no-affinity", action="store_true", help="skip the one-run affinity estimates")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write report.json")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    add_data_arguments(p)
+    add_train_arguments(p, seed=True)
+    for action in p._actions:  # --seed is the first seed of the sweep here
+        if action.dest == "seed":
+            action.help = "first seed; a sweep uses seeds SEED .. SEED+SEEDS-1 (default: 0)"
+
+
+def _sizes(value: str | None) -> list[float | int] | None:
+    if value is None:
+        return None
+    sizes: list[float | int] = []
+    for item in split_list(value, "--train-fraction"):
+        try:
+            number = float(item)
+        except ValueError:
+            raise ExplorerError(f"--train-fraction item '{item}' is not a number: give fractions such as "
+                                "0.05,0.2,1.0 or row counts such as 200,1000.")
+        sizes.append(int(number) if number > 1 and number.is_integer() else number)
+    return sizes
+
+
+def summary(report: SweepReport) -> str:
+    """A few lines for the terminal: every pair's gain and verdict, the best groupings, the proxies."""
+    lines = [f"{report.dataset}: {len(report.combinations)} models x {len(report.seeds)} seeds, "
+             f"{report.mode} on {report.device}, {report.seconds:.1f} s"]
+    pairs = []
+    for i, a in enumerate(report.tasks):
+        for j, b in enumerate(report.tasks):
+            v = report.pair_gain[i][j]
+            if i != j and v is not None:
+                pairs.append((v, f"  {a:>14} with {b:<14} {v:+7.1f} % ± {report.pair_gain_std[i][j] or 0:5.1f}  "
+                                 f"{report.pair_verdict[i][j]}"))
+    if pairs:
+        lines.append("gain of task with partner (mean ± seed std, verdict at 95 %):")
+        lines += [text for _, text in sorted(pairs, key=lambda p: p[0])]
+    for key, value in report.delta_m.items():
+        if len(key.split("+")) > 2 and value is not None:
+            lines.append(f"  Δm {key}: {value:+.1f} %")
+    for k, g in sorted(report.groupings.items(), key=lambda kv: int(kv[0])):
+        if int(k) < len(report.tasks):
+            groups = " | ".join("+".join(grp) for grp in g["groups"])
+            lines.append(f"best grouping into {k} model(s): {groups} (mean gain {g['mean_gain']:+.1f} %)")
+    if report.proxy_spearman:
+        shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}'}" for k, v in report.proxy_spearman.items())
+        lines.append(f"Spearman of one-run estimates with the trained gains: {shown}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    tasks = split_list(args.tasks, "--tasks")
+    dataset = load_from_args(args, tasks)
+    config = config_from_args(args)
+    bars: list[ProgressBar] = []  # drawn from the first event on, so a rejected request prints one line
+
+    def progress(event: dict) -> None:
+        if not bars:
+            bars.append(ProgressBar("sweep"))
+        bars[0].update(event["done"], event["total"], event.get("label", ""))
+
+    try:
+        report = run_sweep(dataset, tasks, order=args.order, seeds=args.seeds, config=config, mode=args.mode,
+                           train_sizes=_sizes(args.train_fraction), affinity=not args.no_affinity,
+                           progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    save_report(report, args.out)
+    written = [args.out]
+    if args.html:
+        from explorer.report import write_html  # plotly is only needed for the page
+        write_html(report, args.html)
+        written.append(args.html)
+    print(summary(report))
+    print(f"wrote {', '.join(written)}")
+    return 0

@@ -1,0 +1,385 @@
+"""A relatedness sweep: train singles and combinations with several seeds, then measure transfer.
+
+``run_sweep`` is the one entry point for the CLI and the app. It trains every
+single task and every combination (pairs, optionally larger groups) with the
+combination-parallel trainer (``explorer.batched``), turns the test scores into
+gains with seed noise (``explorer.transfer``), runs one joint model for the
+cheap affinity estimates (``explorer.affinity``) and checks them against the
+trained gains, and finds the best task groupings (``explorer.grouping``).
+Everything lands in a ``SweepReport``, saved as report.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from explorer.affinity import compare_with_gains, one_run_affinity
+from explorer.batched import train_combinations
+from explorer.data import Dataset, resolve_train_size
+from explorer.device import describe, resolve_device
+from explorer.errors import ExplorerError
+from explorer.grouping import groupings_for_budgets
+from explorer.methods import names as method_names
+from explorer.training import TrainConfig, prepare
+from explorer.transfer import Transfer, combo_key, higher_order, transfer_from_runs
+
+MODES = ("auto", "batched", "sequential")
+BASELINE_METHOD = "ew"
+MAX_TASKS = 8
+REPORT_VERSION = 1
+# Rough cost of the affinity run in units of one model: the joint model plus the
+# look-ahead measurements. Only used to spread the progress bar.
+AFFINITY_COST = 1.5
+
+
+def affinity_every(n_tasks: int) -> int:
+    """Steps between affinity measurements in a sweep.
+
+    One measurement costs about as much as 2 × n_tasks + 1 training steps (a
+    gradient and a look-ahead forward pass per task), so measuring every
+    2.5 × n_tasks steps keeps the affinity run near 1.5 times a plain training run.
+    """
+    return max(5, math.ceil(2.5 * n_tasks))
+
+Progress = Callable[[dict], "bool | None"]
+
+
+def combinations_for(tasks: Sequence[str], order: int = 2) -> list[tuple[str, ...]]:
+    """All single tasks, then every subset of 2 .. ``order`` tasks (in the tasks' order)."""
+    tasks = list(dict.fromkeys(tasks))
+    out: list[tuple[str, ...]] = [(t,) for t in tasks]
+    for size in range(2, order + 1):
+        out.extend(itertools.combinations(tasks, size))
+    return out
+
+
+@dataclass
+class SweepReport:
+    """The results of a sweep, field for field what report.json holds.
+
+    Matrices are lists of rows over ``tasks``: row i = the task whose score is
+    measured, column j = its partner; the diagonal is None. Gains are percent.
+    """
+    tasks: list[str]
+    metric: dict[str, str]
+    single: dict[str, dict]
+    pair_gain: list[list]
+    pair_gain_std: list[list]
+    pair_verdict: list[list]
+    pair_interval: list[list] = field(default_factory=list)
+    gains: dict[str, dict[str, dict]] = field(default_factory=dict)
+    delta_m: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, dict[str, list]] = field(default_factory=dict)
+    best_epoch: dict[str, list[int]] = field(default_factory=dict)
+    higher_order: dict[str, dict] = field(default_factory=dict)
+    affinity: dict | None = None
+    proxy_spearman: dict[str, float | None] = field(default_factory=dict)
+    proxy_spearman_detail: dict[str, dict] = field(default_factory=dict)
+    groupings: dict[str, dict] = field(default_factory=dict)
+    by_fraction: dict[str, dict] | None = None
+    combinations: list[list[str]] = field(default_factory=list)
+    order: int = 2
+    seeds: list[int] = field(default_factory=list)
+    mode: str = "batched"                   # how the multi-task models were trained
+    config: dict = field(default_factory=dict)
+    baseline_method: str = BASELINE_METHOD  # single-task baselines always train with plain descent
+    train_size: float | int = 1.0
+    train_rows: int = 0
+    split_sizes: dict[str, int] = field(default_factory=dict)
+    dataset: str = ""
+    dataset_source: dict = field(default_factory=dict)
+    dataset_fingerprint: str = ""
+    device: str = ""
+    seconds: float = 0.0
+    version: int = REPORT_VERSION
+
+    def to_dict(self) -> dict:
+        return _clean(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepReport":
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [k for k in ("tasks", "metric", "single", "pair_gain", "pair_gain_std", "pair_verdict")
+                   if k not in d]
+        if missing:
+            raise ExplorerError(f"This is not a sweep report: it lacks {', '.join(missing)}. "
+                                "Load a report.json written by `python -m explorer sweep`.")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def gain(self, combination: Sequence[str], task: str) -> dict | None:
+        """The gain record of ``task`` in ``combination`` (any order of its tasks), or None."""
+        wanted = set(combination)
+        for key, per_task in self.gains.items():
+            if set(key.split("+")) == wanted:
+                return per_task.get(task)
+        return None
+
+    def combination_keys(self, min_size: int = 2) -> list[str]:
+        return [k for k in self.gains if len(k.split("+")) >= min_size]
+
+
+def _clean(value):
+    """JSON-safe copy: NaN and infinities become None, tuples become lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        return _clean(value.item())
+    return value
+
+
+def save_report(report: SweepReport, path: str | Path) -> Path:
+    """Write report.json atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(report.to_dict(), f, indent=1, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_report(path: str | Path) -> SweepReport:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ExplorerError(f"No report at {path}. Write one with `python -m explorer sweep --out {path}`.")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExplorerError(f"{path} is not valid JSON ({e}); was it written by `python -m explorer sweep`?")
+    if not isinstance(data, dict):
+        raise ExplorerError(f"{path} does not hold a sweep report.")
+    return SweepReport.from_dict(data)
+
+
+# --- validation --------------------------------------------------------------------------------------------
+
+def _check_tasks(dataset: Dataset, tasks: Sequence[str], combinations) -> list[str]:
+    if isinstance(tasks, str):
+        raise ExplorerError(f"tasks must be a list of task names, e.g. ['{tasks}'], not a string.")
+    tasks = dataset.check_tasks(list(tasks))
+    low = 1 if combinations is not None else 2
+    if not low <= len(tasks) <= MAX_TASKS:
+        what = "a sweep" if combinations is None else "a comparison"
+        raise ExplorerError(f"{what.capitalize()} takes {low} to {MAX_TASKS} tasks; got {len(tasks)}. "
+                            + ("Choose at least two tasks to compare." if len(tasks) < low
+                               else "Choose fewer tasks, or run several sweeps."))
+    return tasks
+
+
+def _check_combinations(tasks: list[str], combinations) -> list[tuple[str, ...]]:
+    if isinstance(combinations, (str, tuple)) and combinations and isinstance(combinations[0], str):
+        raise ExplorerError("combinations must be a list of tuples of task names, e.g. [('a', 'b')].")
+    out: list[tuple[str, ...]] = []
+    for combo in combinations:
+        if isinstance(combo, str):
+            raise ExplorerError(f"Combination {combo!r} must be a tuple of task names, e.g. ('{combo}',).")
+        combo = tuple(dict.fromkeys(combo))
+        if not combo:
+            raise ExplorerError("An empty combination was given: each needs at least one task.")
+        outside = [t for t in combo if t not in tasks]
+        if outside:
+            raise ExplorerError(f"Combination {combo_key(combo)} uses {', '.join(outside)}, which is not among "
+                                f"the sweep's tasks ({', '.join(tasks)}). Add it to the tasks.")
+        if not any(set(combo) == set(c) for c in out):
+            out.append(combo)
+    if not out:
+        raise ExplorerError("No combination given: pass at least one, e.g. combinations=[('a', 'b')].")
+    return out
+
+
+def _check_seeds(seeds) -> int:
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ExplorerError(f"seeds must be a whole number >= 1 (the number of seeds per model), got {seeds!r}. "
+                            "Use 3 or more to tell gains from seed noise.")
+    return seeds
+
+
+def _check_order(order, n_tasks: int) -> int:
+    if isinstance(order, bool) or not isinstance(order, int) or not 2 <= order <= n_tasks:
+        raise ExplorerError(f"order must be a whole number from 2 (pairs) to the number of tasks ({n_tasks}), "
+                            f"got {order!r}.")
+    return order
+
+
+def _resolve_mode(mode: str, config: TrainConfig) -> str:
+    if mode not in MODES:
+        raise ExplorerError(f"Unknown mode '{mode}'. Use one of: {', '.join(MODES)}.")
+    if mode == "auto":
+        # The batched trainer stacks plain equal-weight models; other methods need the one-by-one trainer.
+        return "batched" if config.method == "ew" else "sequential"
+    return mode
+
+
+def _resolve_sizes(dataset: Dataset, config: TrainConfig, train_sizes) -> list[tuple[float | int, int]]:
+    """(size as given, training rows) for every requested size, smallest first, duplicates dropped."""
+    pool = len(dataset.split(config.split_seed, 1.0).train)
+    sizes = [config.train_size] if train_sizes is None else list(train_sizes)
+    if not sizes:
+        raise ExplorerError("train_sizes is empty: give fractions such as [0.1, 1.0] or row counts, or None.")
+    resolved: dict[int, float | int] = {}
+    for s in sizes:
+        s = int(s) if isinstance(s, float) and s > 1 and s.is_integer() else s
+        resolved.setdefault(resolve_train_size(s, pool), s)
+    return sorted(((s, rows) for rows, s in resolved.items()), key=lambda p: p[1])
+
+
+def _jobs(combos: list[tuple[str, ...]], config: TrainConfig, mode: str) -> list[tuple[list, TrainConfig, str]]:
+    """Calls of the trainer for one training size: (combinations, config, mode).
+
+    Single-task baselines always use plain descent (``ew``): with one task every
+    method reduces to it, and gradient aggregators refuse a single task. So with
+    another method the singles train apart, batched when the mode allows it.
+    """
+    if config.method == BASELINE_METHOD:
+        return [(combos, config, _resolve_mode(mode, config))]
+    base = dataclasses.replace(config, method=BASELINE_METHOD)
+    singles = [c for c in combos if len(c) == 1]
+    multis = [c for c in combos if len(c) > 1]
+    return ([(singles, base, _resolve_mode(mode, base))] if singles else []) + \
+        ([(multis, config, _resolve_mode(mode, config))] if multis else [])
+
+
+# --- progress ---------------------------------------------------------------------------------------------
+
+class _Phases:
+    """Spreads one progress bar over several phases (training sizes, the affinity run) by their cost."""
+
+    def __init__(self, progress: Progress | None, costs: list[tuple[str, float]]):
+        self.progress = progress
+        self.costs = costs
+        self.total = sum(c for _, c in costs) or 1.0
+
+    def phase(self, index: int) -> Progress | None:
+        if self.progress is None:
+            return None
+        name, cost = self.costs[index]
+        done_before = sum(c for _, c in self.costs[:index])
+
+        def inner(event: dict) -> bool | None:
+            share = event["done"] / event["total"] if event.get("total") else 0.0
+            return self.progress({"done": done_before + cost * min(1.0, share), "total": self.total,
+                                  "label": f"{name}: {event.get('label', '')}", "phase": name,
+                                  "epoch": event.get("epoch"), "epochs": event.get("epochs")})
+        return inner
+
+
+# --- the sweep --------------------------------------------------------------------------------------------
+
+def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
+              combinations: Sequence[Sequence[str]] | None = None, seeds: int = 3,
+              config: TrainConfig | None = None, mode: str = "auto",
+              train_sizes: Sequence[float | int] | None = None, affinity: bool = True,
+              progress: Progress | None = None) -> SweepReport:
+    """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
+
+    Without ``combinations``: every single task and every subset of 2 ..
+    ``order`` tasks. With ``combinations`` (e.g. ``[("a", "b", "c")]``): those,
+    plus the single-task baselines they need. Seeds are ``config.seed + i``
+    for i < ``seeds``. ``train_sizes`` (fractions of the training pool or row
+    counts) repeats the pairwise sweep at each size on the same validation and
+    test rows; the largest size gives the report's main figures, the others go
+    to ``by_fraction``. ``progress`` receives ``{"done", "total", "label",
+    "phase", "epoch", "epochs"}``; returning False cancels (``Cancelled``).
+    """
+    start = time.perf_counter()
+    config = (config or TrainConfig()).resolve(dataset.modality)  # the modality's default lr, recorded
+    tasks = _check_tasks(dataset, tasks, combinations)
+    n_seeds = _check_seeds(seeds)
+    if config.method not in method_names():
+        raise ExplorerError(f"Unknown method '{config.method}'. Available: {', '.join(method_names())}.")
+    requested_mode, mode = mode, _resolve_mode(mode, config)
+    device = describe(resolve_device(config.device))  # an unavailable device fails before any training
+    if combinations is None:
+        order = _check_order(order, len(tasks))
+        wanted = combinations_for(tasks, order)
+    else:
+        wanted = _check_combinations(tasks, combinations)
+        used = {t for c in wanted for t in c}
+        tasks = [t for t in tasks if t in used]
+        order = max(len(c) for c in wanted)
+        wanted = [(t,) for t in tasks] + [c for c in wanted if len(c) > 1]
+    seed_list = [config.seed + i for i in range(n_seeds)]
+    sizes = _resolve_sizes(dataset, config, train_sizes)
+    main_size, main_rows = sizes[-1]
+    do_affinity = bool(affinity) and len(tasks) >= 2
+
+    def plan(size_index: int) -> list[tuple[str, ...]]:
+        if size_index == len(sizes) - 1 or combinations is not None:
+            return wanted
+        return [c for c in wanted if len(c) <= 2]  # smaller sizes repeat the pairwise sweep only
+
+    jobs = [(k, combos, job_config, job_mode) for k in range(len(sizes))
+            for combos, job_config, job_mode in _jobs(plan(k), config, requested_mode)]
+    costs = [(f"train size {sizes[k][0]}", sizes[k][1] * len(combos) * n_seeds) for k, combos, _, _ in jobs]
+    if do_affinity:
+        costs.append(("affinity", main_rows * AFFINITY_COST))
+    phases = _Phases(progress, costs)
+
+    results: list[tuple[float | int, int, Transfer, list]] = []
+    main_prepared = None
+    for k, (size, rows) in enumerate(sizes):
+        prepared = prepare(dataset, tasks, dataclasses.replace(config, train_size=size))
+        runs = []
+        for index, (job_size, combos, job_config, job_mode) in enumerate(jobs):
+            if job_size == k:
+                runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=size),
+                                           seed_list, mode=job_mode, progress=phases.phase(index),
+                                           prepared=prepared)
+        results.append((size, rows, transfer_from_runs(runs, tasks), runs))
+        main_prepared = prepared
+    _, _, main, main_runs = results[-1]
+    main_config = dataclasses.replace(config, train_size=main_size)
+
+    estimates = None
+    if do_affinity:
+        estimates = one_run_affinity(dataset, tasks, main_config, prepared=main_prepared,
+                                     every=affinity_every(len(tasks)), progress=phases.phase(len(jobs)))
+    proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
+
+    trained = {key: {t: g.mean for t, g in per_task.items()} for key, per_task in main.gains.items()}
+    groupings = ({str(k): g.to_dict() for k, g in groupings_for_budgets(main.pair_gain, tasks, trained).items()}
+                 if len(tasks) >= 2 else {})
+
+    best_epoch: dict[str, list[int]] = {}
+    for run in sorted(main_runs, key=lambda r: r.seed):
+        best_epoch.setdefault(combo_key(run.tasks), []).append(run.best_epoch)
+
+    by_fraction = None
+    if len(sizes) > 1:
+        by_fraction = {str(size): _size_entry(size, rows, transfer) for size, rows, transfer, _ in results}
+
+    return SweepReport(
+        tasks=tasks, metric=main.metric, single=main.single,
+        pair_gain=main.pair_gain, pair_gain_std=main.pair_gain_std, pair_verdict=main.pair_verdict,
+        pair_interval=main.pair_interval,
+        gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
+        delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
+        affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, groupings=groupings,
+        by_fraction=by_fraction, combinations=[list(c) for c in wanted], order=order, seeds=seed_list,
+        mode=mode, config=main_config.to_dict(), train_size=main_size, train_rows=main_rows,
+        split_sizes=main_prepared.split.sizes(), dataset=dataset.name, dataset_source=dict(dataset.source),
+        dataset_fingerprint=dataset.fingerprint(), device=device,
+        seconds=time.perf_counter() - start)
+
+
+def _size_entry(size, rows: int, transfer: Transfer) -> dict:
+    return {"train_size": size, "train_rows": rows, "single": transfer.single,
+            "pair_gain": transfer.pair_gain, "pair_gain_std": transfer.pair_gain_std,
+            "pair_verdict": transfer.pair_verdict, "pair_interval": transfer.pair_interval,
+            "gains": {key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in transfer.gains.items()},
+            "delta_m": transfer.delta_m}

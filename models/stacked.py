@@ -1,0 +1,204 @@
+"""Many independent MultiTaskModels evaluated as one network: every weight stacked on a slot axis.
+
+A sweep trains the same architecture on many combinations of tasks (and seeds).
+Run one after another, each small model wastes the machine on per-step
+overhead; stacked, one batched matmul does the work of all of them. Slot ``c``
+is an exact copy of one ``MultiTaskModel``: its encoder, and a head for every
+task of the sweep, where heads of tasks outside its combination stay zero and
+get no loss (so they never receive a gradient).
+
+Slots come in ``groups`` of equal size, slot ``c = group * per_group + i``; all
+slots of a group see the same input batch (one group per seed, since a seed
+fixes the batch order). Nothing else is shared between slots.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.multitask import MultiTaskModel
+
+
+class StackedModel(nn.Module):
+    def __init__(self, template: MultiTaskModel, slots: int, groups: int, heads: dict[str, int]):
+        """Room for ``slots`` models shaped like ``template``, in ``groups`` equal groups.
+
+        ``heads`` is the sweep's union of tasks -> output width. The weights start
+        at zero: ``set_slot`` copies each model in (the heads it lacks stay zero).
+        """
+        super().__init__()
+        if slots < 1 or slots % groups:
+            raise ValueError(f"{slots} slots cannot be split into {groups} equal groups")
+        spec = template.spec
+        self.modality, self.groups = spec.modality, groups
+        self.slots, self.per_group = slots, slots // groups
+        self.heads = dict(heads)
+        self.head_slices, start = {}, 0
+        for name, width in self.heads.items():
+            self.head_slices[name] = slice(start, start + width)
+            start += width
+        self.n_outputs = start
+        encoder = template.encoder
+        if self.modality == "text":
+            # [groups, vocab, per_group * embed]: a token's row holds every slot of its group, so
+            # one embedding-bag pools all of them and a batch touches whole contiguous rows
+            vocab, self.embed_dim = encoder.embedding.weight.shape
+            self.embedding = nn.Parameter(torch.zeros(groups, vocab, self.per_group * self.embed_dim))
+        # the encoder's MLP as a list of ops; Linear layers become [C, out, in] weights
+        self.ops: list[tuple] = []
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        for i, layer in enumerate(encoder.mlp):
+            if isinstance(layer, nn.Linear):
+                self.ops.append(("linear", len(self.weights), i))
+                self.weights.append(nn.Parameter(torch.zeros(slots, *layer.weight.shape)))
+                self.biases.append(nn.Parameter(torch.zeros(slots, *layer.bias.shape)))
+            elif isinstance(layer, nn.ReLU):
+                self.ops.append(("relu",))
+            elif isinstance(layer, nn.Dropout):
+                self.ops.append(("dropout", layer.p))
+            elif isinstance(layer, nn.Flatten):
+                self.ops.append(("flatten",))
+            else:
+                raise ValueError(f"cannot stack encoder layer {type(layer).__name__}")
+        self.head_weight = nn.Parameter(torch.zeros(slots, self.n_outputs, spec.hidden))
+        self.head_bias = nn.Parameter(torch.zeros(slots, self.n_outputs))
+
+    @torch.no_grad()
+    def set_slot(self, slot: int, model: MultiTaskModel) -> None:
+        """Copy ``model``'s weights into slot ``slot``."""
+        if self.modality == "text":
+            g, i = divmod(slot, self.per_group)
+            self.slot_view("embedding", self.embedding)[g, :, i] = model.encoder.embedding.weight
+        for op in self.ops:
+            if op[0] == "linear":
+                self.weights[op[1]][slot] = model.encoder.mlp[op[2]].weight
+                self.biases[op[1]][slot] = model.encoder.mlp[op[2]].bias
+        for name, head in model.heads.items():
+            self.head_weight[slot, self.head_slices[name]] = head.weight
+            self.head_bias[slot, self.head_slices[name]] = head.bias
+
+    # -- forward -------------------------------------------------------------------------------
+    def pooled(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Masked mean of the token embeddings, [B, L] -> [C, B, D] (TextEncoder semantics).
+
+        The same token rows for every group (evaluation: all slots see all rows).
+        """
+        bag = BagOfWords(tokens, self.embedding.shape[1])
+        return self.unstack_groups(torch.stack([bag.pool(self.embedding[g]) for g in range(self.groups)]))
+
+    def unstack_groups(self, pooled: torch.Tensor) -> torch.Tensor:
+        """[groups, B, per_group * D] (one row of the embedding table per group) -> [C, B, D]."""
+        g, b, _ = pooled.shape
+        return (pooled.view(g, b, self.per_group, self.embed_dim).transpose(1, 2)
+                .reshape(self.slots, b, self.embed_dim))
+
+    def features(self, h: torch.Tensor) -> torch.Tensor:
+        """The encoder's MLP on [C, B, ...] -> [C, B, hidden]."""
+        for op in self.ops:
+            if op[0] == "linear":
+                w, b = self.weights[op[1]], self.biases[op[1]]
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            elif op[0] == "relu":
+                h = torch.relu(h)
+            elif op[0] == "dropout":
+                h = F.dropout(h, op[1], self.training)
+            else:  # flatten everything after (slot, batch)
+                h = h.flatten(2)
+        return h
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Features [C, B, hidden] of one batch ``x`` [B, ...] that every slot sees (evaluation)."""
+        if self.modality == "text":
+            return self.features(self.pooled(x))
+        return self.encode_groups(x.unsqueeze(0).expand(self.groups, *x.shape))
+
+    def encode_groups(self, x: torch.Tensor) -> torch.Tensor:
+        """Tabular or image inputs, one batch per group [groups, B, ...] -> features [C, B, hidden]."""
+        h = x.unsqueeze(1).expand(self.groups, self.per_group, *x.shape[1:])
+        return self.features(h.reshape(self.slots, *x.shape[1:]))
+
+    def decode(self, features: torch.Tensor) -> torch.Tensor:
+        """[C, B, hidden] -> [C, B, n_outputs]; ``head_slices`` says which columns belong to a task."""
+        return torch.baddbmm(self.head_bias.unsqueeze(1), features, self.head_weight.transpose(1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs [C, B, n_outputs] of one batch [B, ...] seen by every slot (evaluation)."""
+        return self.decode(self.encode(x))
+
+    # -- slots -----------------------------------------------------------------------------------
+    def slot_view(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` (shaped like parameter ``name``) viewed with the slot axes explicit."""
+        if name == "embedding":
+            return tensor.view(self.groups, -1, self.per_group, self.embed_dim)
+        return tensor
+
+    def slot_state_dict(self, slot: int, tasks: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Slot ``slot`` as a MultiTaskModel state dict (heads of ``tasks``, default all)."""
+        out = {}
+        if self.modality == "text":
+            g, i = divmod(slot, self.per_group)
+            emb = self.embedding.detach()[g].view(-1, self.per_group, self.embed_dim)[:, i]
+            out["encoder.embedding.weight"] = emb.clone()
+        for op in self.ops:
+            if op[0] == "linear":
+                out[f"encoder.mlp.{op[2]}.weight"] = self.weights[op[1]].detach()[slot].clone()
+                out[f"encoder.mlp.{op[2]}.bias"] = self.biases[op[1]].detach()[slot].clone()
+        for name in tasks if tasks is not None else self.heads:
+            sl = self.head_slices[name]
+            out[f"heads.{name}.weight"] = self.head_weight.detach()[slot, sl].clone()
+            out[f"heads.{name}.bias"] = self.head_bias.detach()[slot, sl].clone()
+        return out
+
+
+class BagOfWords:
+    """A batch of token ids as a sparse (document x vocabulary) matrix of mean-pooling weights.
+
+    Pooling is then a sparse-dense product with the embedding table, and the
+    table's gradient is non-zero only in the batch's distinct tokens: both are
+    computed with ``embedding_bag`` so that neither a [B, L, D] tensor nor a
+    dense [V, D] gradient is ever built. Entry (doc, token) holds
+    count / (non-padding length), which is TextEncoder's masked mean.
+    """
+
+    def __init__(self, tokens: torch.Tensor, vocab_size: int):
+        b = tokens.shape[0]
+        mask = tokens != 0
+        lengths = mask.sum(1).clamp(min=1)
+        docs_all = torch.arange(b, device=tokens.device).unsqueeze(1).expand_as(tokens)
+        keys, counts = torch.unique(docs_all[mask] * vocab_size + tokens[mask], return_counts=True)
+        self.docs, self.tokens = keys // vocab_size, keys % vocab_size  # sorted by document, then token
+        self.weights = counts.to(torch.float32) / lengths[self.docs]
+        self.doc_offsets = torch.searchsorted(self.docs, torch.arange(b, device=tokens.device))
+        self.by_token = torch.argsort(self.tokens, stable=True)
+        self.rows, row_counts = torch.unique_consecutive(self.tokens[self.by_token], return_counts=True)
+        self.row_offsets = torch.cumsum(row_counts, 0) - row_counts
+
+    def pool(self, table: torch.Tensor) -> torch.Tensor:
+        """[V, W] -> [B, W]: each document's weighted sum of its tokens' rows."""
+        return F.embedding_bag(self.tokens, table, self.doc_offsets, mode="sum",
+                               per_sample_weights=self.weights.to(table.dtype))
+
+    def pool_split(self, table: torch.Tensor, hot: int, cold_table: torch.Tensor) -> torch.Tensor:
+        """``pool`` where the rows >= ``hot`` are read from ``cold_table`` instead, in ``rows`` order.
+
+        For an optimiser that keeps the rarely used rows apart (``explorer.sparse_adam``).
+        """
+        b = len(self.doc_offsets)
+        docs_range = torch.arange(b, device=self.docs.device)
+        is_hot = self.tokens < hot
+        n_hot = int(torch.searchsorted(self.rows, hot))
+        out = None
+        for keep, ids, source in ((is_hot, self.tokens, table),
+                                  (~is_hot, torch.searchsorted(self.rows, self.tokens) - n_hot, cold_table)):
+            if not keep.any():
+                continue
+            part = F.embedding_bag(ids[keep], source, torch.searchsorted(self.docs[keep], docs_range),
+                                   mode="sum", per_sample_weights=self.weights[keep].to(source.dtype))
+            out = part if out is None else out + part
+        return out if out is not None else table.new_zeros(b, table.shape[1])
+
+    def table_grad(self, grad_pooled: torch.Tensor) -> torch.Tensor:
+        """Gradient of the table's rows ``self.rows`` given d(loss)/d(pool) [B, W] -> [len(rows), W]."""
+        return F.embedding_bag(self.docs[self.by_token], grad_pooled, self.row_offsets, mode="sum",
+                               per_sample_weights=self.weights[self.by_token].to(grad_pooled.dtype))

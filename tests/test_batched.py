@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+import torch
+
+from explorer.batched import build_stack, train_combinations
+from explorer.combos import restrict
+from explorer.datasets import load_dataset
+from explorer.errors import Cancelled, ExplorerError
+from explorer.metrics import primary
+from explorer.training import TrainConfig, model_spec, prepare
+from models import MultiTaskModel
+from models.stacked import BagOfWords
+from tests.helpers import tiny_digits
+
+COMBOS = [("digit",), ("even",), ("ink",), ("digit", "even"), ("even", "ink")]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return tiny_digits(missing_even=0.2)
+
+
+@pytest.fixture(scope="module")
+def news():
+    return load_dataset("news")
+
+
+def _trajectory(run):
+    return [(h["epoch"], h["train"], h["val"]) for h in run.history]
+
+
+def _assert_same_runs(a, b, tol=1e-4):
+    assert [(r.tasks, r.seed) for r in a] == [(r.tasks, r.seed) for r in b]
+    for x, y in zip(a, b):
+        assert x.best_epoch == y.best_epoch
+        assert len(x.history) == len(y.history)
+        for (ex, tx, vx), (ey, ty, vy) in zip(_trajectory(x), _trajectory(y)):
+            assert ex == ey and tx.keys() == ty.keys() and vx.keys() == vy.keys()
+            for k in tx:
+                assert tx[k] == pytest.approx(ty[k], rel=tol, abs=tol)
+                assert vx[k] == pytest.approx(vy[k], rel=tol, abs=tol)
+        for task in x.tasks:
+            assert primary(x.metrics[task]) == pytest.approx(primary(y.metrics[task]), abs=0.02)
+
+
+@pytest.mark.parametrize("name", ["digits", "news"])
+def test_stack_slot_starts_as_the_sequential_model(name, digits, news):
+    dataset, combos = (digits, COMBOS) if name == "digits" else (news, [("outlet",), ("funding", "outlet")])
+    config = TrainConfig(train_size=60, hidden=8, embed_dim=8).resolve(dataset.modality)
+    tasks = list(dict.fromkeys(t for c in combos for t in c))
+    prepared = prepare(dataset, tasks, config)
+    stack = build_stack(prepared, combos, config, [3, 7])
+    for s, seed in enumerate([3, 7]):
+        for i, combo in enumerate(combos):
+            torch.manual_seed(seed)
+            reference = MultiTaskModel(model_spec(restrict(prepared, combo), config)).state_dict()
+            slot = stack.slot_state_dict(s * len(combos) + i, list(combo))
+            assert slot.keys() == reference.keys()
+            for key in reference:
+                assert torch.equal(slot[key], reference[key]), key
+    # heads of tasks outside a combination are zero (and stay so: they never get a loss)
+    absent = next(t for t in tasks if t not in combos[0])
+    assert torch.count_nonzero(stack.slot_state_dict(0)[f"heads.{absent}.weight"]) == 0
+
+
+def test_batched_is_the_sequential_computation_without_dropout(digits):
+    """With dropout off, both modes run the same arithmetic: same losses, early stopping and metrics."""
+    config = TrainConfig(epochs=4, patience=1, train_size=200, hidden=16, dropout=0.0, lr=0.03)
+    seq = train_combinations(digits, COMBOS, config, [0, 1], mode="sequential")
+    bat = train_combinations(digits, COMBOS, config, [0, 1], mode="batched")
+    _assert_same_runs(seq, bat)
+
+
+def test_batched_text_is_the_sequential_computation_without_dropout(news):
+    """The sparse bag-of-words path gives the same gradients as nn.Embedding's masked mean."""
+    combos = [("outlet",), ("funding",), ("outlet", "funding")]
+    config = TrainConfig(epochs=2, patience=0, train_size=120, hidden=8, embed_dim=8, dropout=0.0, max_len=64)
+    _assert_same_runs(train_combinations(news, combos, config, [5], mode="sequential"),
+                      train_combinations(news, combos, config, [5], mode="batched"))
+
+
+def test_bag_of_words_pools_like_the_text_encoder():
+    torch.manual_seed(0)
+    tokens = torch.tensor([[3, 3, 5, 0, 0], [1, 0, 0, 0, 0], [2, 4, 2, 4, 6]])
+    table = torch.randn(7, 4)
+    table[0] = 0
+    mask = (tokens != 0).unsqueeze(-1).float()
+    expected = (table[tokens] * mask).sum(1) / mask.sum(1)
+    bag = BagOfWords(tokens, 7)
+    assert torch.allclose(bag.pool(table), expected, atol=1e-6)
+    leaf = table.clone().requires_grad_()
+    g = torch.randn(3, 4)
+    ((leaf[tokens] * mask).sum(1) / mask.sum(1) * g).sum().backward()
+    assert bag.rows.tolist() == [1, 2, 3, 4, 5, 6]
+    assert torch.allclose(bag.table_grad(g), leaf.grad[bag.rows], atol=1e-6)
+
+
+def test_modes_agree_within_seed_noise(digits):
+    """With dropout on, the modes differ only in random streams: the gains must still agree."""
+    combos = [("digit",), ("even",), ("digit", "even")]
+    config = TrainConfig(epochs=3, train_size=300, hidden=16)
+    seeds = [0, 1]
+    scores = {}
+    for mode in ("sequential", "batched"):
+        runs = train_combinations(digits, combos, config, seeds, mode=mode)
+        scores[mode] = {(r.tasks, r.seed, t): primary(m) for r in runs for t, m in r.metrics.items()}
+    diffs = [abs(scores["sequential"][k] - scores["batched"][k]) for k in scores["sequential"]]
+    assert np.mean(diffs) < 0.05
+
+
+def test_each_run_reports_only_its_own_tasks(digits):
+    config = TrainConfig(epochs=1, train_size=80, hidden=8)
+    runs = train_combinations(digits, COMBOS, config, [0, 2])
+    assert [(r.tasks, r.seed) for r in runs] == [(c, s) for s in (0, 2) for c in COMBOS]
+    for r in runs:
+        assert set(r.metrics) == set(r.tasks)
+        assert all(set(h["val"]) <= set(r.tasks) and set(h["train"]) <= set(r.tasks) for h in r.history)
+        assert {"primary", "n"} <= set(r.metrics[r.tasks[0]])
+
+
+@pytest.mark.parametrize("mode", ["batched", "sequential"])
+def test_progress_reports_and_cancels(mode, digits):
+    config = TrainConfig(epochs=3, train_size=80, hidden=8)
+    events = []
+    train_combinations(digits, COMBOS[:2], config, [0], mode=mode, progress=events.append)
+    assert events and all({"done", "total", "label", "epoch", "epochs"} <= set(e) for e in events)
+    assert events[-1]["done"] == events[-1]["total"]
+    with pytest.raises(Cancelled):
+        train_combinations(digits, COMBOS[:2], config, [0], mode=mode, progress=lambda e: False)
+
+
+def test_batched_mode_refuses_other_methods(digits):
+    with pytest.raises(ExplorerError, match="sequential"):
+        train_combinations(digits, COMBOS[:2], TrainConfig(method="pcgrad"), [0], mode="batched")
+
+
+def test_bad_arguments_are_explained(digits):
+    config = TrainConfig(epochs=1, train_size=50, hidden=8)
+    with pytest.raises(ExplorerError, match="mode"):
+        train_combinations(digits, COMBOS, config, [0], mode="parallel")
+    with pytest.raises(ExplorerError, match="seed"):
+        train_combinations(digits, COMBOS, config, [])
+    with pytest.raises(ExplorerError, match="nope"):
+        train_combinations(digits, [("digit", "nope")], config, [0])

@@ -1,0 +1,197 @@
+"""The sweep: what gets trained, the report's keys and round trip, validation, and the CLI end to end."""
+import json
+
+import pytest
+
+import explorer.sweep as sweep
+from explorer.cli import main
+from explorer.datasets import load_dataset
+from explorer.errors import Cancelled, ExplorerError
+from explorer.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
+from explorer.training import TrainConfig
+
+REQUIRED = ["tasks", "metric", "single", "pair_gain", "pair_gain_std", "pair_verdict", "gains", "delta_m",
+            "scores", "higher_order", "affinity", "proxy_spearman", "groupings", "seconds", "device", "config",
+            "by_fraction", "mode", "seeds"]
+TINY = TrainConfig(epochs=2, hidden=16, train_size=300, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def report(digits):
+    """One real (tiny) sweep: 3 tasks up to the triple, 2 seeds, two training sizes, with affinity."""
+    return run_sweep(digits, ["digit", "even", "ge5"], order=3, seeds=2, config=TINY, train_sizes=[150, 300])
+
+
+class FakeTrainer:
+    """Stands in for explorer.batched.train_combinations: records calls, returns fixed scores."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, dataset, combinations, config, seeds, mode="batched", progress=None, prepared=None):
+        from explorer.combos import ComboRun
+        self.calls.append({"combinations": list(combinations), "seeds": list(seeds), "mode": mode,
+                           "train_size": config.train_size, "method": config.method})
+        if progress is not None and progress({"done": 1, "total": 1, "label": "fake"}) is False:
+            raise Cancelled("cancelled")
+        return [ComboRun(tuple(c), s, {t: {"primary": "macro_f1", "macro_f1": 0.5 + 0.01 * len(c) + 0.001 * s,
+                                           "n": 10} for t in c}, 1, [])
+                for s in seeds for c in combinations]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    trainer = FakeTrainer()
+    monkeypatch.setattr(sweep, "train_combinations", trainer)
+    return trainer
+
+
+def test_combinations_for():
+    assert combinations_for(["a", "b", "c"]) == [("a",), ("b",), ("c",), ("a", "b"), ("a", "c"), ("b", "c")]
+    assert len(combinations_for(list("abcd"), 3)) == 4 + 6 + 4
+    assert combinations_for(["a", "b"], 2)[-1] == ("a", "b")
+
+
+def test_report_has_every_key(report):
+    d = report.to_dict()
+    assert set(REQUIRED) <= set(d)
+    assert d["tasks"] == ["digit", "even", "ge5"] and d["seeds"] == [0, 1] and d["mode"] == "batched"
+    assert d["metric"] == {"digit": "macro_f1", "even": "macro_f1", "ge5": "macro_f1"}
+    assert set(d["single"]["digit"]) >= {"mean", "std", "scores"} and len(d["single"]["digit"]["scores"]) == 2
+    assert set(d["gains"]) == {"digit+even", "digit+ge5", "even+ge5", "digit+even+ge5"}
+    assert set(d["gains"]["digit+even"]["even"]) >= {"mean", "std", "low", "high", "verdict"}
+    assert len(d["scores"]["digit+even"]["digit"]) == 2
+    assert set(d["affinity"]) >= {"lookahead", "grad_cosine", "conflict_share"}
+    assert set(d["proxy_spearman"]) == {"lookahead", "grad_cosine", "conflict_share"}
+    assert set(d["groupings"]) == {"1", "2", "3"} and d["groupings"]["1"]["groups"] == [["digit", "even", "ge5"]]
+    assert list(d["higher_order"]) == ["digit+even+ge5"]
+    assert set(d["higher_order"]["digit+even+ge5"]["digit"]) >= {"trained", "estimate"}
+    assert d["config"]["lr"] is not None and d["train_rows"] == 300 and d["seconds"] > 0
+    json.dumps(d, allow_nan=False)  # strict JSON: no NaN anywhere
+
+
+def test_matrices(report):
+    n = len(report.tasks)
+    for m in (report.pair_gain, report.pair_gain_std, report.pair_verdict):
+        assert len(m) == n and all(len(row) == n for row in m)
+        assert all(m[i][i] is None for i in range(n))
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                g = report.gain([report.tasks[i], report.tasks[j]], report.tasks[i])
+                assert report.pair_gain[i][j] == pytest.approx(g["mean"])
+                low, high = report.pair_interval[i][j]
+                assert report.pair_verdict[i][j] == ("positive" if low > 0 else "negative" if high < 0
+                                                     else "unclear")
+
+
+def test_by_fraction(report):
+    assert list(report.by_fraction) == ["150", "300"]
+    small = report.by_fraction["150"]
+    assert small["train_rows"] == 150 and small["pair_gain"][0][0] is None
+    assert "digit+even+ge5" not in small["gains"]  # smaller sizes repeat the pairwise sweep only
+    assert report.by_fraction["300"]["pair_gain"] == report.pair_gain
+
+
+def test_round_trip(report, tmp_path):
+    path = save_report(report, tmp_path / "out" / "report.json")
+    assert not [p for p in path.parent.iterdir() if p.name != "report.json"]  # no temporary file left
+    again = load_report(path)
+    assert again.to_dict() == report.to_dict()
+    assert SweepReport.from_dict(json.loads(path.read_text())).tasks == report.tasks
+    with pytest.raises(ExplorerError, match="not a sweep report"):
+        SweepReport.from_dict({"tasks": []})
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ExplorerError, match="not valid JSON"):
+        load_report(tmp_path / "bad.json")
+
+
+def test_plan_and_seeds(fake, digits):
+    r = run_sweep(digits, ["digit", "even", "ge5"], seeds=3, config=TrainConfig(seed=5), affinity=False)
+    (call,) = fake.calls
+    assert call["seeds"] == [5, 6, 7] and call["mode"] == "batched"
+    assert call["combinations"] == combinations_for(["digit", "even", "ge5"])
+    assert r.affinity is None and r.proxy_spearman == {"lookahead": None, "grad_cosine": None,
+                                                       "conflict_share": None}
+    assert r.by_fraction is None
+
+
+def test_given_combination_trains_its_singles(fake, digits):
+    r = run_sweep(digits, ["digit", "even", "ge5"], combinations=[("even", "ge5")], seeds=2, affinity=False)
+    assert fake.calls[0]["combinations"] == [("even",), ("ge5",), ("even", "ge5")]
+    assert r.tasks == ["even", "ge5"] and list(r.gains) == ["even+ge5"]
+    one = run_sweep(digits, ["digit"], combinations=[("digit",)], seeds=1, affinity=False)
+    assert one.gains == {} and one.tasks == ["digit"] and one.groupings == {}
+
+
+def test_auto_mode_and_sizes(fake, digits):
+    r = run_sweep(digits, ["digit", "even"], seeds=1, config=TrainConfig(method="pcgrad"), affinity=False)
+    # singles are plain single-task models (batched, ew); the pair trains with the method, one by one
+    assert [(c["combinations"], c["method"], c["mode"]) for c in fake.calls] == [
+        ([("digit",), ("even",)], "ew", "batched"), ([("digit", "even")], "pcgrad", "sequential")]
+    assert r.mode == "sequential" and r.config["method"] == "pcgrad" and r.baseline_method == "ew"
+    with pytest.raises(ExplorerError, match="Unknown method"):
+        run_sweep(digits, ["digit", "even"], seeds=1, config=TrainConfig(method="magic"))
+    r = run_sweep(digits, ["digit", "even", "ge5"], order=3, seeds=1, affinity=False,
+                  train_sizes=[1.0, 0.1, 100])
+    sizes = [c["train_size"] for c in fake.calls[-3:]]
+    assert sizes == [100, 0.1, 1.0]  # smallest first; the largest is the main result
+    assert [len(c["combinations"]) for c in fake.calls[-3:]] == [6, 6, 7]
+    assert list(r.by_fraction) == ["100", "0.1", "1.0"]
+
+
+def test_progress_is_monotone_and_can_cancel(fake, digits):
+    events = []
+    run_sweep(digits, ["digit", "even"], seeds=1, affinity=False, train_sizes=[0.1, 1.0],
+              progress=lambda e: events.append(e))
+    dones = [e["done"] for e in events]
+    assert dones == sorted(dones) and dones[-1] == pytest.approx(events[-1]["total"])
+    with pytest.raises(Cancelled):
+        run_sweep(digits, ["digit", "even"], seeds=1, affinity=False, progress=lambda e: False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(tasks=["digit"]), "2 to 8 tasks"),
+    (dict(tasks=["digit", "nope"]), "Unknown task"),
+    (dict(tasks="digit"), "list of task names"),
+    (dict(tasks=["digit", "even"], seeds=0), "seeds must be"),
+    (dict(tasks=["digit", "even"], order=3), "order must be"),
+    (dict(tasks=["digit", "even"], order=1), "order must be"),
+    (dict(tasks=["digit", "even"], mode="fast"), "Unknown mode"),
+    (dict(tasks=["digit", "even"], combinations=[("digit", "ge5")]), "not among"),
+    (dict(tasks=["digit", "even"], combinations=[]), "No combination"),
+    (dict(tasks=["digit", "even"], train_sizes=[0.0]), "Training fraction"),
+    (dict(tasks=["digit", "even"], train_sizes=[]), "train_sizes is empty"),
+])
+def test_bad_requests_are_explained(fake, digits, kwargs, message):
+    with pytest.raises(ExplorerError, match=message):
+        run_sweep(digits, **kwargs)
+    assert not fake.calls  # rejected before any training
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    out, page = tmp_path / "report.json", tmp_path / "report.html"
+    code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5,prime", "--seeds", "2", "--epochs", "1",
+                 "--hidden", "16", "--train-size", "200", "--out", str(out), "--html", str(page)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert set(REQUIRED) <= set(data) and data["tasks"] == ["even", "ge5", "prime"]
+    assert "plotly-graph-div" in page.read_text()
+    text = capsys.readouterr()
+    assert "gain of task with partner" in text.out and "wrote" in text.out
+    assert "sweep [" in text.err  # the progress bar
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    code = main(["sweep", "--dataset", "digits", "--tasks", "even", "--out", str(tmp_path / "r.json")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err
+    code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5", "--train-fraction", "0.1,x",
+                 "--out", str(tmp_path / "r.json")])
+    assert code == 2 and "is not a number" in capsys.readouterr().err
