@@ -7,10 +7,15 @@ with that seed), its own batch order (the seed's), its own Adam state (Adam is
 elementwise and nothing couples slots: no clipping, and the summed loss gives
 each slot exactly its own gradient), its own loss (masked to its tasks) and its
 own early stopping (a per-slot copy of its best validation epoch).
+
+With dropout off the two modes compute the same numbers up to float rounding
+(a test checks it); with dropout they differ only in the random masks. One
+corner differs: ``train`` skips the optimiser step of a batch holding no label
+of any of the model's tasks, while a slot here still takes that step (with a
+zero gradient, so only Adam's momentum moves it). That needs a sparse task and
+a tiny last batch, and does not bias anything.
 """
 from __future__ import annotations
-
-import time
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +26,10 @@ from explorer.data import Dataset
 from explorer.device import resolve_device
 from explorer.errors import ExplorerError
 from explorer.metrics import task_metrics
+from explorer.sparse_adam import EmbeddingAdam, hot_rows
 from explorer.training import Prepared, TrainConfig, decode_predictions, model_spec
 from models import MultiTaskModel
-from explorer.sparse_adam import EmbeddingAdam, hot_rows
-from models.stacked import BagOfWords, StackedModel
+from models.stacked import BagOfWords, StackedModel, document_frequency
 
 MODES = ("batched", "sequential")
 EVAL_BATCH = 512
@@ -109,7 +114,7 @@ class _Losses:
         return sums / counts.clamp(min=1.0), valid
 
 
-def _optimiser(params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def _optimiser(params, lr: float) -> torch.optim.Optimizer:
     try:  # the fused kernel makes one pass over each tensor per step: the step is memory-bound
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError):
@@ -138,7 +143,7 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     x_val = prepared.x["val"].to(device)
     y_val = [prepared.y["val"][t].to(device) for t in names]
     step_fn = _TextStep(stack, x_train, config) if stack.modality == "text" else _DenseStep(stack)
-    optimiser = _optimiser(step_fn.parameters(), config.lr, device)
+    optimiser = _optimiser(step_fn.parameters(), config.lr)
     n = len(x_train)
     steps_per_epoch = max(1, -(-n // config.batch_size))
     generators = [torch.Generator().manual_seed(s) for s in seeds]
@@ -279,8 +284,7 @@ class _TextStep:
         self.table = stack.embedding
         self.table.requires_grad_(False)  # updated by self.adam, never by autograd
         vocab = self.table.shape[1]
-        docs = BagOfWords(x_train, vocab)
-        frequency = torch.bincount(docs.tokens, minlength=vocab).cpu() / max(1, len(x_train))
+        frequency = document_frequency(x_train, vocab).cpu()
         self.hot = hot_rows(frequency, vocab, config.batch_size)
         self.adam = EmbeddingAdam(self.table.data, self.hot, config.lr)
         self.bags: list[BagOfWords] = []

@@ -24,9 +24,6 @@ from explorer.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.training import Prepared, TrainConfig, prepare
 
-ADAM_BYTES_PER_PARAM = 7 * 4  # fused Adam reads param, grad, m, v and writes param, m, v (float32)
-
-
 def pairwise(tasks: list[str]) -> list[tuple[str, ...]]:
     return [(t,) for t in tasks] + list(itertools.combinations(tasks, 2))
 
@@ -89,14 +86,15 @@ def _peak_rss_mib() -> float:
 
 
 def model_flops(prepared: Prepared, combinations: list[tuple[str, ...]], config: TrainConfig) -> dict:
-    """Analytic FLOPs of the whole sweep (every combination, one seed), multiply-add = 2.
+    """Analytic FLOPs of training every combination once (one seed), a multiply-add counting 2.
 
-    Per model and epoch: the encoder's linear layers and the model's own heads
-    cost 2*in*out per row forward and twice that backward (input and weight
-    gradients); text pooling costs 2*D per non-padding token forward and the same
-    again for the embedding gradient (there is no gradient to the tokens).
-    Validation adds one forward pass per epoch. Adam's few elementwise
-    operations per parameter are counted apart: they are memory-bound.
+    Per model, epoch and row: each linear layer (the model's own heads only)
+    costs 2*in*out forward and as much again for each gradient it needs
+    backward (weights always, inputs except for the first layer of a tabular or
+    image model); text pooling costs 2*D per non-padding token forward and as
+    much again for the embedding gradient. Validation adds one forward pass per
+    epoch. Adam's few elementwise operations per parameter are left out: they
+    are memory traffic, not arithmetic.
     """
     pre, n_train, n_val = prepared.preprocessor, len(prepared.x["train"]), len(prepared.x["val"])
     widths = {t.name: t.n_outputs for t in prepared.tasks}
@@ -104,24 +102,26 @@ def model_flops(prepared: Prepared, combinations: list[tuple[str, ...]], config:
     if pre.modality == "text":
         layers = [(d, h)]
         tokens = {part: int((prepared.x[part] != 0).sum()) for part in ("train", "val")}
-        pool_fwd = {part: 2 * d * tokens[part] for part in tokens}
-        params_encoder = pre.input_spec["vocab_size"] * d + d * h + h
+        pool = {part: 2 * d * count for part, count in tokens.items()}
+        encoder_params = pre.input_spec["vocab_size"] * d + d * h + h
+        first_input_grad = True
     else:
         n_in = pre.input_spec.get("n_features") or pre.input_spec["height"] * pre.input_spec["width"]
         layers = [(n_in, h), (h, h)]
-        pool_fwd = {"train": 0, "val": 0}
-        params_encoder = n_in * h + h + h * h + h
+        pool = {"train": 0, "val": 0}
+        encoder_params = n_in * h + h + h * h + h
+        first_input_grad = False
     total, params = 0, 0
     for combo in combinations:
         k = sum(widths[t] for t in combo)
-        per_row = 2 * (sum(a * b for a, b in layers) + h * k)
-        train = 3 * per_row * n_train + 2 * pool_fwd["train"]
-        val = per_row * n_val + pool_fwd["val"]
-        total += config.epochs * (train + val)
-        params += params_encoder + (h + 1) * k
-    steps = config.epochs * -(-n_train // config.batch_size)
-    return {"model_flops": total, "parameters": params, "optimizer_steps": steps,
-            "adam_bytes": ADAM_BYTES_PER_PARAM * params * steps}
+        shapes = layers + [(h, k)]
+        forward = sum(2 * a * b for a, b in shapes)
+        backward = 2 * forward - (0 if first_input_grad else 2 * shapes[0][0] * shapes[0][1])
+        train = (forward + backward) * n_train + 2 * pool["train"]
+        total += config.epochs * (train + forward * n_val + pool["val"])
+        params += encoder_params + (h + 1) * k
+    return {"model_flops": total, "parameters": params,
+            "optimizer_steps": config.epochs * -(-n_train // config.batch_size)}
 
 
 def _time(fn) -> tuple[float, float, float]:
@@ -157,9 +157,8 @@ def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
     # the first optimiser of a process imports torch's compiler stack (seconds): not either mode's cost
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1, device=dev))])
     work = model_flops(prepared, combos, config)
-    work = {k: v * seeds for k, v in work.items() if k != "optimizer_steps"} | {
-        "optimizer_steps": work["optimizer_steps"]}
-    out.update(work)
+    out.update(model_flops=work["model_flops"] * seeds, parameters=work["parameters"] * seeds,
+               optimizer_steps=work["optimizer_steps"])
     for mode in modes:
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
@@ -170,15 +169,13 @@ def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
 
         wall, cpu, peak = _time(go)
         out[mode] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(peak, 1),
-                     "gflops": round(work["model_flops"] / wall / 1e9, 2),
-                     "adam_gb_per_s": round(work["adam_bytes"] / wall / 1e9, 2)}
+                     "gflops": round(out["model_flops"] / wall / 1e9, 3)}
         if dev.type == "cuda":
             out[mode]["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 20, 1)
     out["matmul_gflops"] = round(matmul_peak(dev), 1)
     out["copy_gb_per_s"] = round(copy_bandwidth(dev), 1)
     for mode in modes:
-        out[mode]["share_of_matmul_peak"] = round(out[mode]["gflops"] / out["matmul_gflops"], 4)
-        out[mode]["adam_share_of_copy_bandwidth"] = round(out[mode]["adam_gb_per_s"] / out["copy_gb_per_s"], 3)
+        out[mode]["share_of_matmul_peak"] = round(out[mode]["gflops"] / out["matmul_gflops"], 5)
     if "batched" in out and "sequential" in out:
         out["speedup"] = round(out["sequential"]["seconds"] / out["batched"]["seconds"], 2)
     out["process_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -207,16 +204,18 @@ def format_table(result: dict) -> str:
              f"device: {result['device']}, {result['threads']} torch threads, {result['cpus']} CPUs, "
              f"load average {', '.join(f'{x:.1f}' for x in result['load_average'] or [])}",
              f"work: {result['model_flops'] / 1e9:.1f} GFLOP (model, analytic), "
-             f"{result['parameters'] / 1e6:.1f} M parameters, {result['optimizer_steps']} steps, "
-             f"{result['adam_bytes'] / 1e9:.0f} GB of Adam traffic",
+             f"{result['parameters'] / 1e6:.1f} M parameters, {result['optimizer_steps']} optimiser steps",
              f"machine: float32 matmul {result['matmul_gflops']:.1f} GFLOP/s, copy {result['copy_gb_per_s']:.1f} GB/s",
              "",
-             f"{'mode':<11}{'seconds':>9}{'cpu s':>9}{'GFLOP/s':>9}{'% peak':>8}{'Adam GB/s':>11}"
-             f"{'peak RSS MiB':>14}"]
+             f"{'mode':<11}{'seconds':>9}{'cpu s':>9}{'GFLOP/s':>9}{'% of matmul':>13}{'peak RSS MiB':>14}"]
     for m in modes:
         r = result[m]
         lines.append(f"{m:<11}{r['seconds']:>9.1f}{r['cpu_seconds']:>9.1f}{r['gflops']:>9.2f}"
-                     f"{100 * r['share_of_matmul_peak']:>7.1f}%{r['adam_gb_per_s']:>11.1f}{r['peak_rss_mib']:>14.0f}")
+                     f"{100 * r['share_of_matmul_peak']:>12.2f}%{r['peak_rss_mib']:>14.0f}")
     if "speedup" in result:
         lines += ["", f"batched is {result['speedup']:.1f}x faster than sequential"]
+    load = (result.get("load_average") or [0.0])[0]
+    if result["threads"] > 1 and load > 0.5 * (result["cpus"] or 1):
+        lines.append(f"note: load average {load:.1f} on {result['cpus']} CPUs: other processes compete for the "
+                     "cores, which makes multi-threaded timings slow and erratic; compare with --threads 1")
     return "\n".join(lines)

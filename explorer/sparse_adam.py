@@ -13,10 +13,12 @@ parameter moves by
     r = beta1 / sqrt(beta2),
 
 where the sum depends only on the steps (kept in a small table) and c stands
-for Adam's epsilon term, exact for the first missed step and with a relative
-error of about eps / sqrt(v) on later ones, whose weight decays as r^j. That is
-far below float32 rounding for the gradients of real data, so the result is
-dense Adam up to rounding, not a different optimiser (unlike SparseAdam).
+for Adam's epsilon term. That term changes a little from one missed step to the
+next; using its weighted mean plus a variance correction makes the catch-up
+exact for one missed step and leaves a third-order error otherwise, so the
+table follows dense Adam to about float32 rounding, even for the tiny gradients of
+rare words (tests/test_sparse_adam.py compares the two). This is dense Adam,
+not a different optimiser such as SparseAdam, whose untouched rows just wait.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ import math
 import torch
 
 WINDOW = 512          # missed steps beyond this weigh r^512 < 1e-23: nothing in float32
-LAZY_COST = 12.0
+FLUSH_ROWS = 1024      # rows per block of a flush, small enough to stay in cache
+LAZY_COST = 12.0      # a lazily updated row's cost relative to a dense one (measured on CPU)
 
 
 def adam_(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int, lr: float,
@@ -62,7 +65,8 @@ class EmbeddingAdam:
         self.table, self.hot, self.lr, self.betas, self.eps = table, hot, lr, betas, eps
         self.m = torch.zeros_like(table)
         self.v = torch.zeros_like(table)
-        self.hot_grad = torch.zeros_like(table[:, :hot])
+        self.hot_grad = torch.zeros_like(table[0, :hot])  # one group at a time; non-zero in these rows:
+        self.hot_touched = torch.zeros(0, dtype=torch.long, device=table.device)
         groups, vocab, _ = table.shape
         self.last = torch.zeros(groups, vocab, dtype=torch.long, device=table.device)
         self.t = 0                                       # completed steps
@@ -90,14 +94,19 @@ class EmbeddingAdam:
         self.eps2_sums[low:k] += term * eps_k ** 2
 
     def _coefficients(self, last: torch.Tensor, dtype) -> tuple[torch.Tensor, ...]:
-        """Per row: (lr * sum, mean epsilon term, its variance, beta1^n, beta2^n), rows current as of ``last``."""
+        """Per row: (lr * sum, mean epsilon term, its variance, beta1^n, beta2^n), rows current as of ``last``.
+
+        Computed in float64 on the CPU (some accelerators have no float64), then cast.
+        """
         beta1, beta2 = self.betas
-        sums = self.sums.to(last.device)[last]
+        last_cpu = last.cpu()
+        sums = self.sums[last_cpu]
         weight = sums.clamp(min=1e-300)
-        mean = torch.where(sums > 0, self.eps_sums.to(last.device)[last] / weight, self.eps)
-        var = torch.where(sums > 0, self.eps2_sums.to(last.device)[last] / weight - mean ** 2, 0.0).clamp(min=0)
-        n = (self.t - last).to(torch.float64)
-        return tuple(x.to(dtype).unsqueeze(-1) for x in (self.lr * sums, mean, var, beta1 ** n, beta2 ** n))
+        mean = torch.where(sums > 0, self.eps_sums[last_cpu] / weight, self.eps)
+        var = torch.where(sums > 0, self.eps2_sums[last_cpu] / weight - mean ** 2, 0.0).clamp(min=0)
+        n = (self.t - last_cpu).to(torch.float64)
+        return tuple(x.to(device=last.device, dtype=dtype).unsqueeze(-1)
+                     for x in (self.lr * sums, mean, var, beta1 ** n, beta2 ** n))
 
     def _catch_up_(self, p, m, v, last) -> None:
         # sum_j w_j / (x + e_j) ~ W / (x + mean) + W * var / (x + mean)^3, x = sqrt(v): exact for one
@@ -119,13 +128,18 @@ class EmbeddingAdam:
         return p, m, v
 
     def step(self, updates: list[tuple]) -> None:
-        """One Adam step. ``updates`` holds per group (hot_rows, hot_grad, cold_rows, cold (p, m, v), cold_grad)."""
+        """One Adam step of every row.
+
+        ``updates`` holds per group: the batch's hot rows and their gradient, its
+        cold rows, what ``gather`` returned for them, and their gradient.
+        """
         self.t += 1
         for group, (hot_rows_, hot_grad, cold_rows, cold, cold_grad) in enumerate(updates):
             if self.hot:
-                grad = self.hot_grad[group]
-                grad.zero_()
+                grad = self.hot_grad
+                grad.index_fill_(0, self.hot_touched, 0.0)  # cheaper than zeroing all hot rows
                 grad.index_copy_(0, hot_rows_, hot_grad)
+                self.hot_touched = hot_rows_
                 adam_(self.table[group, :self.hot], grad, self.m[group, :self.hot], self.v[group, :self.hot],
                       self.t, self.lr, self.betas, self.eps)
             if len(cold_rows):
@@ -140,7 +154,10 @@ class EmbeddingAdam:
     @torch.no_grad()
     def flush(self) -> None:
         """Bring every cold row up to date (before the table is read as a whole)."""
+        vocab = self.table.shape[1]
         for group in range(self.table.shape[0]):
-            p, m, v = self.table[group, self.hot:], self.m[group, self.hot:], self.v[group, self.hot:]
-            self._catch_up_(p, m, v, self.last[group, self.hot:])
+            for start in range(self.hot, vocab, FLUSH_ROWS):
+                rows = slice(start, min(start + FLUSH_ROWS, vocab))
+                self._catch_up_(self.table[group, rows], self.m[group, rows], self.v[group, rows],
+                                self.last[group, rows])
         self.last[:, self.hot:] = self.t

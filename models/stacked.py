@@ -202,3 +202,11 @@ class BagOfWords:
         """Gradient of the table's rows ``self.rows`` given d(loss)/d(pool) [B, W] -> [len(rows), W]."""
         return F.embedding_bag(self.docs[self.by_token], grad_pooled, self.row_offsets, mode="sum",
                                per_sample_weights=self.weights[self.by_token].to(grad_pooled.dtype))
+
+
+def document_frequency(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """Each token id's share of the documents (rows of ``tokens``) containing it; padding counts 0."""
+    docs = torch.arange(len(tokens), device=tokens.device).unsqueeze(1).expand_as(tokens)
+    mask = tokens != 0
+    pairs = torch.unique(docs[mask] * vocab_size + tokens[mask])
+    return torch.bincount(pairs % vocab_size, minlength=vocab_size) / max(1, len(tokens))

@@ -4,9 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from explorer.bench import format_table, profile_batched, run_bench
 from explorer.commands._common import ProgressBar, print_json
 from explorer.datasets import DEFAULT, load_dataset
+from explorer.errors import ExplorerError
 
 NAME = "bench"
 HELP = ("time the same pairwise sweep (every single task and pair) in batched and sequential mode; "
@@ -24,11 +27,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--mode", choices=("both", "batched", "sequential"), default="both",
                    help="time only one mode (default: both)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ExplorerError(f"--threads must be >= 1, got {args.threads}.")
+        torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset)
     size = int(args.train_size) if args.train_size > 1 else args.train_size
     if args.profile:
