@@ -1,0 +1,147 @@
+"""State shared by the pages: the chosen dataset and tasks, friendly errors, the current job.
+
+Everything lives in ``st.session_state``, which is per browser session, so two
+people using the app at once never see each other's data, jobs or results.
+A page opened directly (without visiting the Data page first) falls back to the
+built-in default dataset and a sensible pair of its tasks.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import streamlit as st
+
+from explorer.data import Dataset
+from explorer.datasets import DEFAULT, REGISTRY, load_dataset, names
+from explorer.errors import ExplorerError
+from explorer.jobs import Job, format_seconds
+
+log = logging.getLogger("explorer.app")
+
+# Two related-looking tasks per built-in dataset: the first thing a newcomer trains.
+DEFAULT_TASKS = {"news": ["funding", "section"], "digits": ["digit", "even"], "diamonds": ["price", "cut"],
+                 "hotels": []}
+TINY_ENV = "EXPLORER_TINY"
+
+
+def tiny() -> bool:
+    """Tiny defaults (for the browser test): every action finishes in seconds."""
+    return os.environ.get(TINY_ENV, "") not in ("", "0")
+
+
+def init() -> None:
+    ss = st.session_state
+    ss.setdefault("source", {"kind": "builtin", "name": DEFAULT})
+    ss.setdefault("tasks", None)  # None: not chosen yet, use the dataset's default pair
+
+
+def builtin_names() -> list[str]:
+    return names()
+
+
+def describe_builtin(name: str) -> str:
+    return REGISTRY[name].description if name in REGISTRY else ""
+
+
+def set_builtin(name: str) -> None:
+    st.session_state["source"] = {"kind": "builtin", "name": name}
+    st.session_state["tasks"] = None
+    st.session_state.pop("csv_dataset", None)
+
+
+def set_csv(dataset: Dataset) -> None:
+    st.session_state["source"] = {"kind": "csv", "name": dataset.name}
+    st.session_state["csv_dataset"] = dataset
+    st.session_state["tasks"] = None
+
+
+def dataset() -> Dataset | None:
+    """The current dataset, or None after showing why it could not be loaded."""
+    init()
+    src = st.session_state["source"]
+    if src["kind"] == "csv":
+        ds = st.session_state.get("csv_dataset")
+        if ds is not None:
+            return ds
+        set_builtin(DEFAULT)  # the upload is gone (e.g. a new session): back to the default
+        src = st.session_state["source"]
+    with friendly_errors("loading the dataset"), st.spinner(f"Loading the '{src['name']}' dataset…"):
+        return load_dataset(src["name"])
+    return None
+
+
+def default_tasks(ds: Dataset) -> list[str]:
+    preset = [t for t in DEFAULT_TASKS.get(ds.source.get("name", ds.name), []) if t in ds.tasks]
+    return preset if len(preset) >= 2 else ds.task_names[:2]
+
+
+def chosen_tasks(ds: Dataset) -> list[str]:
+    saved = st.session_state.get("tasks")
+    if saved is None:
+        return default_tasks(ds)
+    return [t for t in saved if t in ds.tasks]
+
+
+def source_key(ds: Dataset) -> str:
+    """A short key naming the dataset: the built-in's name, or the uploaded file's hash."""
+    return ds.source.get("sha256", "")[:12] or ds.source.get("name", ds.name)
+
+
+def set_tasks(tasks: list[str]) -> None:
+    st.session_state["tasks"] = list(tasks)
+
+
+def task_picker(ds: Dataset, key: str, label: str = "Tasks", help: str | None = None,
+                max_selections: int | None = None) -> list[str]:
+    """A multiselect of the dataset's tasks that starts from, and updates, the shared choice.
+
+    Widget values vanish from session state when their page is left, so the
+    choice is also kept under the plain key ``tasks`` that every page reads.
+    """
+    wkey = f"{key}__{source_key(ds)}"  # a new dataset gets a fresh widget, never stale options
+    if wkey not in st.session_state:
+        st.session_state[wkey] = chosen_tasks(ds)[:max_selections] if max_selections else chosen_tasks(ds)
+    picked = st.multiselect(label, ds.task_names, key=wkey, help=help, max_selections=max_selections,
+                            on_change=lambda: set_tasks(st.session_state[wkey]),
+                            placeholder="Choose tasks")
+    return picked
+
+
+@contextlib.contextmanager
+def friendly_errors(doing: str = ""):
+    """Show a user error as an error box, and a bug as a short message: never a traceback."""
+    try:
+        yield
+    except ExplorerError as e:
+        st.error(str(e), icon=":material/error:")
+    except Exception as e:  # noqa: BLE001 - st.stop/st.rerun are BaseException and pass through
+        log.exception("unexpected error while %s", doing or "running a page")
+        where = f" while {doing}" if doing else ""
+        st.error(f"Something went wrong{where}: {type(e).__name__}: {e}. "
+                 "This is a bug, not your input; the details are in the server log. "
+                 "Try again, or choose other settings.", icon=":material/bug_report:")
+
+
+def job(name: str) -> Job | None:
+    return st.session_state.get(f"job_{name}")
+
+
+def start_job(name: str, job_: Job) -> Job:
+    old = job(name)
+    if old is not None and old.running:
+        old.cancel()
+    st.session_state[f"job_{name}"] = job_.start()
+    return job_
+
+
+def clear_job(name: str) -> None:
+    st.session_state.pop(f"job_{name}", None)
+
+
+def progress_text(j: Job, what: str) -> str:
+    eta = j.eta
+    left = ("almost done" if j.fraction >= 0.999 else "estimating the time left…" if eta is None
+            else f"about {format_seconds(eta)} left")
+    return f"{what}: {j.fraction:.0%} · {format_seconds(j.elapsed)} elapsed · {left}"

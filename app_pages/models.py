@@ -1,0 +1,103 @@
+"""Page 5: the run store — every trained model, its metrics, delete, download a bundle."""
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+import streamlit as st
+
+from explorer.runs import delete_run, home, list_runs, load_run
+from app_pages import _state as state
+
+
+
+def _delete(run_id: str) -> None:
+    # A callback runs before the page is drawn, so the confirmation can be reset for the next run.
+    with state.friendly_errors("deleting the run"):
+        delete_run(run_id)
+        st.toast(f"Deleted {run_id}")
+    st.session_state["models_confirm"] = False
+    st.session_state.pop("models_bundle", None)
+
+
+state.init()
+st.title("Models")
+st.markdown(f"Every model trained here or with the command line is saved in the run store (`{home()}`): "
+            "its weights, settings, test metrics and training history.")
+
+with state.friendly_errors("reading the run store"):
+    runs = list_runs()
+    if not runs:
+        st.info("No trained models yet. Train some on the **Train** page, and they appear here.")
+        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.stop()
+
+    table = pd.DataFrame([{
+        "run": r.id, "created": r.config.get("created", ""), "dataset": r.config["dataset"].get("name", "?"),
+        "tasks": ", ".join(t["name"] for t in r.config["tasks"]), "kind": "multi-task" if len(r.config["tasks"]) > 1
+        else "single-task", "seed": r.config["train"].get("seed"), "method": r.config["train"].get("method"),
+        "epochs (best)": r.config.get("best_epoch"), "device": r.config.get("device", ""),
+        "scores": ", ".join(f"{t} {m.get(m['primary'], float('nan')):.3f}" for t, m in r.metrics["test"].items()),
+    } for r in runs])
+    datasets = sorted(table["dataset"].unique())
+    f1, f2 = st.columns(2)
+    pick_ds = f1.multiselect("Dataset", datasets, default=datasets, key="models_datasets")
+    kinds = f2.multiselect("Kind", ["multi-task", "single-task"], default=["multi-task", "single-task"],
+                           key="models_kinds")
+    view = table[table["dataset"].isin(pick_ds) & table["kind"].isin(kinds)]
+    st.caption(f"{len(view)} of {len(table)} runs. Select rows to compare them (default: the newest six).")
+    selection = st.dataframe(view, hide_index=True, on_select="rerun", selection_mode="multi-row",
+                             key="models_table")
+    rows = selection.selection.rows if selection is not None else []
+    chosen = [view.iloc[i]["run"] for i in rows] or list(view["run"][:6])  # default: the newest few
+
+    if chosen:
+        st.subheader("Compare")
+        picked = [load_run(r) for r in chosen]
+        fig = go.Figure()
+        palette = qualitative.Safe
+        for k, run in enumerate(picked):
+            metrics = run.metrics["test"]
+            names = list(metrics)
+            fig.add_trace(go.Bar(name=run.id, x=names, y=[m.get(m["primary"]) for m in metrics.values()],
+                                 marker_color=palette[k % len(palette)],
+                                 hovertemplate="%{x}: %{y:.3f}<extra>" + run.id + "</extra>"))
+        base = {}
+        for run in picked:  # the baseline of a task depends on the split, which these runs share by default
+            for task, m in run.metrics.get("baseline", {}).items():
+                base.setdefault(task, m)
+        if base:
+            fig.add_trace(go.Scatter(name="predicting the majority class / the mean", x=list(base),
+                                     y=[m.get(m["primary"]) for m in base.values()], mode="markers",
+                                     marker=dict(symbol="line-ew-open", size=40, color="#d73027", line_width=3)))
+        fig.update_layout(barmode="group", template="plotly_white", font=dict(size=15), height=420,
+                          title="Primary test score per task (macro-F1 or R²; higher is better)",
+                          legend=dict(orientation="h", y=-0.2), margin=dict(l=10, r=10, t=60, b=10))
+        st.plotly_chart(fig, key="models_compare")
+        detail = pd.DataFrame([{"run": run.id, "task": t, **{k: v for k, v in m.items() if k != "primary"}}
+                               for run in picked for t, m in run.metrics["test"].items()])
+        st.dataframe(detail, hide_index=True)
+
+        st.subheader("Download or delete")
+        target = st.selectbox("Run", chosen, key="models_target")
+        c1, c2 = st.columns(2)
+        with c1:
+            if importlib.util.find_spec("explorer.export") is None:
+                st.info("Exported bundles are not available yet in this version.")
+            elif st.button("Prepare bundle (weights, ONNX, model card)", key="models_export"):
+                from explorer.export import export_bundle
+                with st.spinner("Exporting…"), tempfile.TemporaryDirectory() as tmp:
+                    out = Path(tmp) / f"{target}.zip"
+                    export_bundle(load_run(target), out)
+                    st.session_state["models_bundle"] = (target, out.read_bytes())
+            bundle = st.session_state.get("models_bundle")
+            if bundle and bundle[0] == target:
+                st.download_button("Download bundle (.zip)", bundle[1], file_name=f"{target}.zip",
+                                   mime="application/zip", key="models_download", type="primary")
+        with c2:
+            sure = st.checkbox(f"Yes, delete {target}", key="models_confirm")
+            st.button("Delete run", key="models_delete", disabled=not sure, on_click=_delete, args=(target,))

@@ -1,0 +1,211 @@
+"""Page 3: the transfer matrix of a set of tasks, the cheap estimates beside it, and the best grouping."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import replace
+from math import comb
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _state as state
+from app_pages import _views as views
+from explorer.device import available, describe, resolve_device
+from explorer.errors import ExplorerError
+from explorer.jobs import Job, format_seconds
+from explorer.training import TrainConfig
+
+DEFAULTS = dict(epochs=10, seeds=3, hidden=64)
+TINY = dict(epochs=1, seeds=2, hidden=16, train_size=0.05)
+SIZES = [0.05, 0.1, 0.25, 0.5, 1.0]
+ESTIMATE_NAMES = {"lookahead": "Lookahead (TAG)", "grad_cosine": "Gradient cosine",
+                  "conflict_share": "Conflict share"}
+
+state.init()
+st.title("Task relatedness")
+st.markdown("Which tasks help which? The sweep trains every task **alone** and every **pair** together (and, "
+            "optionally, larger groups), each with several seeds. The transfer matrix shows the gain of each "
+            "task (row) when trained with a partner (column); only cells whose 95 % interval excludes 0 are "
+            "marked as positive (▲) or negative (▼) transfer. Beside it, three estimates that need only one "
+            "training run, with their rank correlation to the trained gains: how far you can trust them.")
+
+if importlib.util.find_spec("explorer.sweep") is None or importlib.util.find_spec("explorer.plots.transfer") is None:
+    st.info("The relatedness sweep is not available yet in this version of the explorer.")
+    st.stop()
+
+from explorer.plots import transfer as tplots  # noqa: E402
+from explorer.sweep import SweepReport, run_sweep  # noqa: E402
+
+ds = state.dataset()
+if ds is None:
+    st.stop()
+D = TINY if state.tiny() else DEFAULTS
+
+
+def sweep_work(tasks, order, seeds, config, sizes, affinity):
+    def work(progress):
+        return run_sweep(ds, tasks, order=order, seeds=seeds, config=config, train_sizes=sizes, affinity=affinity,
+                         progress=progress).to_dict()
+    return work
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    j = state.job("sweep")
+    if j is None:
+        return
+    if j.done:
+        st.rerun(scope="app")
+    st.progress(min(1.0, j.fraction), text=state.progress_text(j, "Sweep"))
+    if label := j.last_event.get("label"):
+        st.caption(f"Now: {label}")
+    if j.cancel_requested:
+        st.info("Cancelling… the current training step finishes, then it stops.")
+    else:
+        st.button("Cancel", key="sweep_cancel", on_click=j.cancel, icon=":material/stop_circle:")
+
+
+def collect() -> None:
+    j = state.job("sweep")
+    if j is None or j.running:
+        return
+    if j.status == "done":
+        st.session_state["sweep_report"] = j.result
+    elif j.status == "failed":
+        st.session_state["sweep_error"] = j.error
+    else:
+        st.session_state["sweep_note"] = f"Sweep cancelled after {format_seconds(j.elapsed)}: nothing was kept."
+    state.clear_job("sweep")
+
+
+def show_report(rep: dict) -> None:
+    tasks = rep["tasks"]
+    st.subheader(f"{rep.get('dataset', '')}: {', '.join(tasks)}")
+    n_models = len(rep.get("combinations", [])) * len(rep.get("seeds", []))
+    st.caption(f"{n_models} models ({len(rep.get('combinations', []))} combinations × {len(rep.get('seeds', []))} "
+               f"seeds) · training rows {rep.get('train_rows', '?'):,} · mode {rep.get('mode', '')} · "
+               f"{rep.get('device', '')} · {format_seconds(rep.get('seconds'))}")
+    left, right = st.columns(2)
+    with left:
+        fig = tplots.transfer_heatmap(rep)
+        st.plotly_chart(fig, key="rel_heatmap")
+        views.download_figure(fig, "transfer-matrix", key="rel_heatmap_download")
+    with right:
+        names = [n for n in ESTIMATE_NAMES if (rep.get("affinity") or {}).get(n) is not None]
+        if names:
+            name = st.segmented_control("One-run estimate", names, default=names[0], format_func=ESTIMATE_NAMES.get,
+                                        key="rel_estimate", required=True)
+            st.plotly_chart(tplots.affinity_heatmap(rep, name or names[0]), key="rel_affinity")
+        else:
+            st.info("No one-run estimates in this sweep (turn on 'One-run affinity estimates').")
+    if names:
+        st.markdown("**How far to trust the one-run estimates:** rank correlation with the trained gains")
+        rows = []
+        for n in ESTIMATE_NAMES:
+            d = rep.get("proxy_spearman_detail", {}).get(n, {})
+            rho = rep.get("proxy_spearman", {}).get(n)
+            rows.append({"estimate": ESTIMATE_NAMES[n], "Spearman ρ": "n/a" if rho is None else f"{rho:+.2f}",
+                         "p-value": "" if d.get("p_value") is None else f"{d['p_value']:.2f}",
+                         "cells compared": d.get("n_pairs"),
+                         "a useful estimate has": {1: "ρ > 0", -1: "ρ < 0"}.get(d.get("expected_sign"), ""),
+                         "note": d.get("reason") or ""})
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if len(rep.get("delta_m") or {}) > 1:
+        st.plotly_chart(tplots.delta_m_bars(rep), key="rel_delta_m")
+    if rep.get("by_fraction"):
+        st.plotly_chart(tplots.gain_curves(rep), key="rel_curves")
+    if rep.get("order", 2) > 2 and rep.get("higher_order"):
+        with state.friendly_errors("drawing the higher-order comparison"):
+            st.plotly_chart(tplots.higher_order_scatter(rep), key="rel_higher")
+
+    st.subheader("Best grouping for a budget of k models")
+    groupings = rep.get("groupings") or {}
+    if groupings:
+        ks = sorted(int(k) for k in groupings)
+        k = st.select_slider("Budget: at most k models", ks, value=min(2, ks[-1]) if len(ks) > 1 else ks[0],
+                             key="rel_k") if len(ks) > 1 else ks[0]
+        g = groupings[str(k)]
+        used = len(g["groups"])
+        st.metric("Expected mean gain per task", f"{g.get('mean_gain', 0):+.1f} %",
+                  help="From the trained gains where a group was trained, else estimated from its pairs.")
+        st.caption(f"Best split into at most {k} model(s): {used} model(s) "
+                   + ("(fewer models do as well)" if used < k else ""))
+        st.dataframe(pd.DataFrame([{"model": i + 1, "tasks": " + ".join(group),
+                                    "expected gain per task": ", ".join(
+                                        f"{t} {g['per_task'].get(t, 0):+.1f} %" for t in group),
+                                    "from": ", ".join(sorted({g.get('source', {}).get(t, '') for t in group}))}
+                                   for i, group in enumerate(g["groups"])]), hide_index=True)
+    c1, c2 = st.columns(2)
+    c1.download_button("Download the report (JSON)", lambda: json.dumps(rep, indent=1), file_name="report.json",
+                       mime="application/json", key="rel_json", icon=":material/download:")
+    if importlib.util.find_spec("explorer.report") is not None:
+        from explorer.report import render_html
+        c2.download_button("Download the report (self-contained HTML)", lambda: render_html(rep),
+                           file_name="report.html", mime="text/html", key="rel_html", icon=":material/download:")
+
+
+collect()
+tasks = state.task_picker(ds, "rel_tasks", "Tasks (2 to 8)", max_selections=8,
+                          help="Every task is trained alone, and every pair together.")
+c1, c2, c3 = st.columns(3)
+epochs = c1.slider("Epochs (at most)", 1, 50, D["epochs"], key="rel_epochs")
+seeds = c1.slider("Seeds", 1, 10, D["seeds"], key="rel_seeds")
+if seeds == 1:
+    c1.warning("With one seed no cell can be told apart from noise: every verdict will be unclear.",
+               icon=":material/warning:")
+order = c2.slider("Largest group trained", 2, max(2, len(tasks)), 2, key="rel_order",
+                  help="2 = pairs only. Larger groups multiply the number of models.") if len(tasks) > 2 else 2
+device = c2.selectbox("Device", ["auto", *available()], key="rel_device")
+c2.caption(f"Detected: **{describe(resolve_device('auto'))}**")
+sizes = c3.multiselect("Training-set sizes", SIZES, default=[D.get("train_size", 1.0)], key="rel_sizes",
+                       format_func=lambda f: f"{f:.0%}",
+                       help="Several sizes draw each pair's gain as a curve over the amount of training data.")
+hidden = c3.select_slider("Hidden width", [8, 16, 32, 64, 128, 256], value=D["hidden"], key="rel_hidden")
+affinity = c3.checkbox("One-run affinity estimates", value=True, key="rel_affinity_on")
+n_combos = sum(comb(len(tasks), k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
+st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} size(s) = "
+           f"{n_combos * seeds * max(1, len(sizes))} models."
+           + (" With two tasks the matrix has two cells; ranking the one-run estimates against it needs "
+              "three or more tasks." if len(tasks) == 2 else ""))
+running = state.job("sweep") is not None
+go = st.button("Run sweep", type="primary", key="rel_go", disabled=running, icon=":material/play_arrow:")
+if msg := st.session_state.get("sweep_error"):  # stays until the next sweep starts
+    st.error(msg, icon=":material/error:")
+if msg := st.session_state.get("sweep_note"):
+    st.info(msg, icon=":material/cancel:")
+if go:
+    with state.friendly_errors("starting the sweep"):
+        picked = ds.check_tasks(tasks)
+        if len(picked) < 2:
+            raise ExplorerError("Choose at least two tasks: the matrix shows how each task fares with each partner.")
+        if not sizes:
+            raise ExplorerError("Choose at least one training-set size.")
+        config = replace(TrainConfig(), epochs=epochs, hidden=hidden, device=device,
+                         train_size=float(max(sizes))).validate()
+        for name in ("sweep_report", "sweep_error", "sweep_note"):
+            st.session_state.pop(name, None)
+        state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity), label="sweep"))
+        st.rerun()  # redraw with the button disabled and the progress showing
+
+with st.expander("Open a saved report (report.json)"):
+    up = st.file_uploader("report.json from `python -m explorer sweep` or a download above", type=["json"],
+                          key="rel_upload")
+    if up is not None:
+        with state.friendly_errors("reading the report"):
+            try:
+                data = json.loads(up.getvalue().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ExplorerError(f"The file is not valid JSON ({e}). Upload a report.json written by the "
+                                    "sweep.") from None
+            if not isinstance(data, dict):
+                raise ExplorerError("The file does not hold a sweep report.")
+            SweepReport.from_dict(data)  # checks the keys, with its own message
+            if st.button("Show this report", key="rel_show_upload"):
+                st.session_state["sweep_report"] = data
+
+if running:
+    live()
+elif rep := st.session_state.get("sweep_report"):
+    with state.friendly_errors("showing the report"):
+        show_report(rep)

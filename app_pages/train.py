@@ -1,0 +1,349 @@
+"""Page 2: train tasks together and alone, with seeds, and see which tasks gained or lost."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import replace
+
+import pandas as pd
+import streamlit as st
+
+from app_pages import _state as state
+from app_pages import _views as views
+from explorer import training
+from explorer.device import available, describe, resolve_device
+from explorer.errors import ExplorerError
+from explorer.jobs import Job, format_seconds
+from explorer.methods import REGISTRY as METHODS
+from explorer.methods import names as method_names
+from explorer.plots import training as plots
+from explorer.training import TrainConfig
+
+VERDICT = {"positive": "helped", "negative": "hurt", "unclear": "unclear"}
+VERDICT_LONG = {"positive": "helped", "negative": "hurt", "unclear": "unclear: within seed noise"}
+SIZES = [0.05, 0.1, 0.25, 0.5, 1.0]
+WIDTHS = [8, 16, 32, 64, 128, 256]
+# Defaults: the newcomer's first click must show gain bars within about a minute on a laptop CPU.
+DEFAULTS = dict(epochs=10, seeds=3, train_size=1.0, hidden=64)
+TINY = dict(epochs=1, seeds=2, train_size=0.05, hidden=16)
+
+state.init()
+st.title("Train")
+st.markdown("Train the chosen tasks **together** in one shared network and each task **alone**, with several "
+            "seeds. A task is *helped* or *hurt* only when the 95 % interval of its gain excludes 0; otherwise "
+            "the difference is within seed noise and the verdict is *unclear*.")
+
+ds = state.dataset()
+if ds is None:
+    st.stop()
+D = TINY if state.tiny() else DEFAULTS
+have_sweep = importlib.util.find_spec("explorer.sweep") is not None
+POOL = len(ds.split(0).train)
+
+
+def _sizes_label(fraction: float) -> str:
+    return f"{fraction:.0%} ({max(2, round(fraction * POOL)):,} rows)"
+
+
+def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, TrainConfig]:
+    tasks = state.task_picker(ds, f"{prefix}_tasks", "Tasks to train together",
+                              help="Two or more tasks of the current dataset (change the dataset on the Data page).")
+    c1, c2, c3 = st.columns(3)
+    epochs = c1.slider("Epochs (at most; early stopping on validation loss)", 1, 50, D["epochs"],
+                       key=f"{prefix}_epochs")
+    seeds = c1.slider("Seeds", 1, 10, D["seeds"], key=f"{prefix}_seeds",
+                      help="Every model is trained once per seed (initialisation and batch order).")
+    if seeds == 1:
+        c1.warning("With one seed the seed noise cannot be measured, so no gain can be told apart from "
+                   "noise: every verdict will be *unclear*. Use 3 or more.", icon=":material/warning:")
+    devices = ["auto", *available()]
+    device = c2.selectbox("Device", devices, key=f"{prefix}_device",
+                          format_func=lambda d: {"cpu": "CPU", "cuda": "GPU (CUDA)", "mps": "GPU (Apple MPS)"}.get(
+                              d, "auto (GPU when present)"))
+    c2.caption(f"Detected: **{describe(resolve_device('auto'))}**")
+    method = "ew"
+    if methods:
+        method = c2.selectbox("Loss weighting method", method_names(), key=f"{prefix}_method",
+                              format_func=lambda m: m.upper() if m != "ew" else "EW (equal weights)")
+        c2.caption(METHODS[method].description)
+    size = c3.select_slider("Training-set size", SIZES, value=D["train_size"], key=f"{prefix}_size",
+                            format_func=_sizes_label,
+                            help="Share of the training rows used; validation and test rows stay the same.")
+    hidden = c3.select_slider("Hidden width of the shared layer", WIDTHS, value=D["hidden"], key=f"{prefix}_hidden",
+                              help="A narrow shared layer makes tasks compete for capacity.")
+    base = TrainConfig()
+    with st.expander("More settings"):
+        e1, e2, e3, e4 = st.columns(4)
+        default_lr = getattr(training, "DEFAULT_LR", {}).get(ds.modality, base.lr)
+        lr = e1.number_input("Learning rate", 1e-4, 0.5, value=None, format="%.4f", key=f"{prefix}_lr",
+                             placeholder=f"default: {default_lr:g}" if default_lr else "default",
+                             help="Empty: the default for this kind of data.")
+        batch = e2.select_slider("Batch size", [16, 32, 64, 128, 256], value=base.batch_size, key=f"{prefix}_batch")
+        patience = e3.slider("Early-stopping patience (0 = off)", 0, 10, base.patience, key=f"{prefix}_patience")
+        split_seed = e4.number_input("Split seed", 0, 10_000, base.split_seed, key=f"{prefix}_split")
+    config = replace(base, epochs=epochs, train_size=float(size), hidden=hidden, batch_size=batch, patience=patience,
+                     lr=None if lr is None else float(lr), split_seed=int(split_seed), device=device, method=method)
+    return tasks, seeds, config
+
+
+def collect(name: str) -> None:
+    """Move a finished job's outcome into session state, where the page shows it."""
+    j = state.job(name)
+    if j is None or j.running:
+        return
+    if j.status == "done":
+        st.session_state[f"{name}_result"] = j.result
+    elif j.status == "failed":
+        st.session_state[f"{name}_error"] = j.error
+    else:
+        st.session_state[f"{name}_note"] = f"Cancelled after {format_seconds(j.elapsed)}: nothing was kept."
+    state.clear_job(name)
+
+
+@st.fragment(run_every=1.0)
+def live(name: str, what: str) -> None:
+    """Redrawn every second while the job runs; hands over to the full page when it ends."""
+    j = state.job(name)
+    if j is None:
+        return
+    if j.done:
+        st.rerun(scope="app")
+    st.progress(min(1.0, j.fraction), text=state.progress_text(j, what))
+    label = j.last_event.get("label")
+    if label:
+        st.caption(f"Now training: {label}")
+    points = [(100 * (e.get("fraction") or 0), e["losses"]) for e in j.events() if e.get("losses")]
+    if points:
+        st.plotly_chart(plots.live_losses(points), key=f"{name}_live_losses")
+    if j.cancel_requested:
+        st.info("Cancelling… the current training step finishes, then it stops.")
+    else:
+        st.button("Cancel", key=f"{name}_cancel", on_click=j.cancel, icon=":material/stop_circle:")
+
+
+def show_outcome(name: str) -> None:
+    """The last failure or cancel of a job; it stays until the job is started again."""
+    if msg := st.session_state.get(f"{name}_error"):
+        st.error(msg, icon=":material/error:")
+    if msg := st.session_state.get(f"{name}_note"):
+        st.info(msg, icon=":material/cancel:")
+
+
+def forget_outcome(*names: str) -> None:
+    for name in names:
+        for suffix in ("error", "note", "result"):
+            st.session_state.pop(f"{name}_{suffix}", None)
+
+
+# -- Train tab ---------------------------------------------------------------------------------
+def train_work(tasks: list[str], seeds: int, config: TrainConfig):
+    """The gains of one combination: the sweep engine for equal weights (it batches the models), the
+    method comparison otherwise (it keeps the single-task baselines on plain equal weights)."""
+    def work(progress):
+        if config.method == "ew":
+            from explorer.sweep import run_sweep
+            rep = run_sweep(ds, tasks, combinations=[tuple(tasks)], seeds=seeds, config=config, affinity=False,
+                            progress=progress).to_dict()
+            key = next(k for k in rep["gains"] if set(k.split("+")) == set(tasks))
+            outcome = {"gains": rep["gains"][key], "delta_m": rep["delta_m"].get(key),
+                       "single": {t: rep["single"][t].get("scores", []) for t in tasks},
+                       "multi": rep.get("scores", {}).get(key, {}), "metric": rep["metric"],
+                       "device": rep.get("device", ""), "seconds": rep.get("seconds")}
+        else:
+            from explorer.compare import compare_methods
+            cmp = compare_methods(ds, tasks, [config.method], seeds, config, progress).to_dict()
+            m = cmp["methods"][config.method]
+            outcome = {"gains": m["gains"], "delta_m": m["delta_m"], "single": cmp["single"],
+                       "multi": m["scores"], "metric": cmp["metric"],
+                       "device": describe(resolve_device(config.device)), "seconds": cmp["seconds"]}
+        return {**outcome, "tasks": tasks, "seeds": seeds, "config": config.to_dict(), "dataset": ds.name}
+    return work
+
+
+def save_work(tasks: list[str], config: TrainConfig):
+    """Keep one model per combination (the first seed) in the run store, for the Explain and Models pages.
+
+    A model already in the store with the same data, tasks, split and settings is reused, not retrained.
+    Single-task models use equal weights, as the baselines of the comparison do.
+    """
+    from explorer.combos import restrict
+    from explorer.runs import find_runs, home, reuse_key, save_run
+    from explorer.training import prepare, train
+
+    store = home()  # the store at the time of the click, whatever changes while the job runs
+
+    # Resolved (the modality's default learning rate filled in) as the run store records it, so keys match.
+    config = config.resolve(ds.modality) if hasattr(config, "resolve") else config
+
+    def work(progress):
+        combos = [list(tasks)] + [[t] for t in tasks]
+        fingerprint = ds.fingerprint()
+        prepared = None  # one split and preprocessing serves every model (it does not depend on the tasks)
+        saved = {}
+        for i, combo in enumerate(combos):
+            cfg = config if len(combo) > 1 else replace(config, method="ew")
+            found = find_runs(reuse_key(fingerprint, combo, cfg), store)
+            if found:
+                saved["+".join(combo)] = found[0].id
+                continue
+            prepared = prepared or prepare(ds, list(tasks), config)
+
+            def cb(event, i=i, combo=combo):
+                share = event["step"] / max(1, event["total_steps"])
+                return progress({**event, "fraction": (i + share) / len(combos),
+                                 "label": f"{'+'.join(combo)} (seed {cfg.seed}) for the run store"})
+            result = train(ds, combo, cfg, progress=cb, prepared=restrict(prepared, combo))
+            saved["+".join(combo)] = save_run(result, store).id
+        return saved
+    return work
+
+
+def show_train_result(res: dict) -> None:
+    tasks, gains = res["tasks"], res["gains"]
+    cfg = res["config"]
+    st.subheader(f"Result: {' + '.join(tasks)}")
+    st.caption(f"{res['dataset']} · {res['seeds']} seed(s) · {cfg['epochs']} epochs at most · training size "
+               f"{cfg['train_size']:g} · hidden {cfg['hidden']} · method {cfg['method']} · "
+               f"{res.get('device', '')} · {format_seconds(res.get('seconds'))}")
+    cols = st.columns(len(gains) + 1)
+    dm = res.get("delta_m")
+    cols[0].metric("Δm (mean gain over tasks)", "n/a" if dm is None else f"{dm:+.1f} %", border=True,
+                   help="The multi-task literature's summary: the average relative gain of the tasks.")
+    colours = {"positive": ("green", "up"), "negative": ("red", "down"), "unclear": ("gray", "off")}
+    for col, (task, g) in zip(cols[1:], gains.items()):
+        colour, arrow = colours.get(g["verdict"], ("gray", "off"))
+        interval = "" if g.get("low") is None else f", 95 % interval [{g['low']:+.1f}, {g['high']:+.1f}] %"
+        col.metric(task, f"{g['mean']:+.1f} %", delta=VERDICT_LONG.get(g["verdict"], g["verdict"]),
+                   delta_color=colour, delta_arrow=arrow, border=True,
+                   help=f"Relative change of the test score when trained together vs alone; seed std "
+                        f"{g.get('std') or 0:.1f}{interval}.")
+    left, right = st.columns(2)
+    fig = plots.gain_bars(gains)
+    left.plotly_chart(fig, key="train_gain_bars")
+    if res.get("multi"):
+        right.plotly_chart(plots.score_bars(res["single"], res["multi"], res["metric"]), key="train_score_bars")
+    rows = []
+    for task, g in gains.items():
+        interval = "n/a" if g.get("low") is None else f"[{g['low']:+.1f}, {g['high']:+.1f}] %"
+        rows.append({"task": task, "metric": res["metric"].get(task, ""),
+                     "alone": _mean_std(res["single"].get(task) or [g.get("single_mean")]),
+                     "together": _mean_std(res.get("multi", {}).get(task) or [g.get("multi_mean")]),
+                     "gain": f"{g['mean']:+.1f} %", "95 % interval": interval,
+                     "p-value": None if g.get("p_value") is None else round(g["p_value"], 3),
+                     "verdict": VERDICT.get(g["verdict"], g["verdict"])})
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    views.download_figure(fig, f"gains-{'+'.join(tasks)}", key="train_download_fig",
+                          label="Download the gain chart (HTML)")
+
+
+def show_saved(tasks: list[str]) -> None:
+    """Loss curves of the models kept in the run store (first seed of each)."""
+    from explorer.runs import load_run
+
+    saved = st.session_state.get("save_result") or {}
+    together = saved.get("+".join(tasks))
+    if not together:
+        return
+    histories = {"together": [load_run(together).history()],
+                 "alone": [load_run(saved[t]).history() for t in tasks if t in saved]}
+    st.plotly_chart(plots.loss_curves(histories), key="train_loss_curves")
+    st.caption("Kept in the run store for the Explain and Models pages: " + ", ".join(f"`{v}`" for v in saved.values()))
+
+
+def _mean_std(values) -> str:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "n/a"
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return f"{mean:.3f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+# -- Compare methods tab -----------------------------------------------------------------------
+def methods_work(tasks: list[str], methods: list[str], seeds: int, config: TrainConfig):
+    from explorer.compare import compare_methods
+
+    def work(progress):
+        return compare_methods(ds, tasks, methods, seeds, config, progress).to_dict()
+    return work
+
+
+def show_methods_result(res: dict) -> None:
+    from explorer.plots.methods import method_gains, task_weights
+
+    st.subheader(f"Methods on {' + '.join(res['tasks'])}")
+    st.plotly_chart(method_gains(res), key="methods_gains")
+    st.plotly_chart(task_weights(res), key="methods_weights")
+
+
+train_tab, methods_tab = st.tabs(["Train together vs alone", "Compare loss weighting methods"])
+with train_tab:
+    collect("train")
+    collect("save")
+    finished = st.session_state.pop("train_result", None)
+    if finished is not None:  # gains are in: show them, and keep the models in the background
+        st.session_state["train_shown"] = finished
+        st.session_state.pop("save_result", None)
+        state.start_job("save", Job(save_work(finished["tasks"], TrainConfig(**finished["config"])), label="save"))
+    tasks, seeds, config = settings_form("train")
+    running = state.job("train") is not None
+    go = st.button("Train", type="primary", key="train_go", disabled=running or not have_sweep,
+                   icon=":material/play_arrow:")
+    if not have_sweep:
+        st.info("Training comparisons need the sweep engine (explorer.sweep), which is not available yet.")
+    if go:
+        with state.friendly_errors("starting the training"):
+            tasks = ds.check_tasks(tasks)
+            if len(tasks) < 2:
+                raise ExplorerError("Choose at least two tasks: the gains compare training them together "
+                                    "with training each alone.")
+            config.validate()
+            forget_outcome("train", "save")
+            st.session_state.pop("train_shown", None)
+            if (j := state.job("save")) is not None:
+                j.cancel()
+                state.clear_job("save")
+            state.start_job("train", Job(train_work(tasks, seeds, config), label="train"))
+            st.rerun()  # redraw with the Train button disabled and the progress showing
+    show_outcome("train")
+    show_outcome("save")
+    if running:
+        live("train", "Training")
+    elif res := st.session_state.get("train_shown"):
+        with state.friendly_errors("showing the result"):
+            show_train_result(res)
+            if state.job("save") is not None:
+                live("save", "Keeping the first seed's models in the run store")
+            else:
+                show_saved(res["tasks"])
+
+with methods_tab:
+    collect("methods")
+    st.markdown("Train the same tasks with several loss weighting or gradient methods (the single-task "
+                "baselines once per seed) and compare each method's gains. Can a method remove negative transfer?")
+    m_tasks, m_seeds, m_config = settings_form("methods", methods=False)
+    suggested = [m for m in ("ew", "uw", "pcgrad") if m in method_names()]
+    picked = st.multiselect("Methods", method_names(), default=suggested,
+                            key="methods_pick")
+    m_running = state.job("methods") is not None
+    m_go = st.button("Compare methods", type="primary", key="methods_go", disabled=m_running,
+                     icon=":material/play_arrow:")
+    if m_go:
+        with state.friendly_errors("starting the comparison"):
+            m_tasks = ds.check_tasks(m_tasks)
+            if len(m_tasks) < 2:
+                raise ExplorerError("Choose at least two tasks to compare methods on.")
+            if not picked:
+                raise ExplorerError("Choose at least one method to compare.")
+            m_config.validate()
+            forget_outcome("methods")
+            state.start_job("methods", Job(methods_work(m_tasks, picked, m_seeds, m_config), label="methods"))
+            st.rerun()
+    show_outcome("methods")
+    if m_running:
+        live("methods", "Comparing methods")
+    elif res := st.session_state.get("methods_result"):
+        with state.friendly_errors("showing the comparison"):
+            show_methods_result(res)

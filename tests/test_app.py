@@ -1,0 +1,343 @@
+"""Every page of the Streamlit app, driven with AppTest (no browser): defaults, main action, bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer.jobs import Job
+from explorer.runs import list_runs, save_run
+from explorer.training import TrainConfig, train
+from tests.helpers import tiny_digits
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_jobs(monkeypatch):
+    """Jobs a test leaves running (e.g. keeping models after the gains are in) end with the test."""
+    started = []
+    original = Job.start
+
+    def start(self):
+        started.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Job, "start", start)
+    yield
+    for job in started:
+        job.cancel()
+    for job in started:
+        job.wait(60)
+
+
+DIGITS = {"source": {"kind": "builtin", "name": "digits"}}
+
+
+def open_page(page: str | None = None, **session) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for k, v in session.items():
+        at.session_state[k] = v
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def wait_for_job(at: AppTest, name: str, timeout: float = 120) -> None:
+    """Jobs run in a thread; the live page polls it every second, the test polls here.
+
+    A job that ended during the last run has already been collected by the page (its
+    progress fragment reruns the page once the job is done).
+    """
+    if f"job_{name}" not in at.session_state:
+        return
+    job = at.session_state[f"job_{name}"]
+    assert job.wait(timeout), "job did not finish in time"
+    assert job.status == "done", (job.status, job.error)
+    at.run()
+    assert_clean(at)
+
+
+# -- Data --------------------------------------------------------------------------------------
+def test_data_page_defaults_to_news_with_two_tasks():
+    at = open_page()
+    assert at.title[0].value == "Data"
+    assert {m.label: m.value for m in at.metric}["Input"] == "text"
+    picker = at.multiselect[0]
+    assert picker.value == ["funding", "section"]
+    assert charts(at) >= 3  # coverage and one class-balance chart per chosen task
+    assert not errors(at)
+
+
+def test_data_page_switches_builtin_dataset_and_keeps_the_choice():
+    at = open_page()
+    at.selectbox(key="data_builtin").set_value("digits").run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Input"] == "image"
+    assert at.multiselect[0].value == ["digit", "even"]
+    at.multiselect[0].set_value(["even", "prime"]).run()
+    at.switch_page("app_pages/train.py").run()
+    assert_clean(at)
+    assert at.session_state["tasks"] == ["even", "prime"]
+
+
+def test_csv_upload_loads_tasks_and_broken_csv_shows_error():
+    at = open_page()
+    at.radio(key="data_source_kind").set_value("Upload a CSV").run()
+    at.file_uploader(key="data_upload").set_value(("broken.csv", b"\xff\xfe\x00\x81garbage", "text/csv")).run()
+    assert_clean(at)
+    assert any("UTF-8" in e for e in errors(at))
+
+    rows = ["text,topic,mood"] + [f"a note about {'cats' if i % 2 else 'dogs'} number {i},"
+                                  f"{'cats' if i % 2 else 'dogs'},{'happy' if i % 3 else 'sad'}" for i in range(60)]
+    at.file_uploader(key="data_upload").set_value(("notes.csv", "\n".join(rows).encode(), "text/csv")).run()
+    at.button(key="csv_load").click().run()  # no label column yet: the loader's message is shown
+    assert_clean(at)
+    assert any("label" in e.lower() for e in errors(at))
+    at.multiselect(key="csv_label_cols").set_value(["topic", "mood"]).run()
+    at.button(key="csv_load").click().run()
+    assert_clean(at)
+    assert not errors(at)
+    assert at.session_state["source"]["kind"] == "csv"
+    assert {m.label: m.value for m in at.metric}["Rows"] == "60"
+
+
+def key_of(at: AppTest, prefix: str) -> str:
+    """Task pickers carry the dataset in their key; find the one of a page."""
+    return next(m.key for m in at.multiselect if m.key and m.key.startswith(prefix))
+
+
+def tiny_settings(at: AppTest, prefix: str) -> None:
+    at.slider(key=f"{prefix}_epochs").set_value(1)
+    at.slider(key=f"{prefix}_seeds").set_value(2)
+    at.select_slider(key=f"{prefix}_hidden").set_value(8)
+
+
+# -- Train -------------------------------------------------------------------------------------
+def test_train_page_defaults_on_a_directly_opened_page():
+    at = open_page("train")  # no visit to the Data page first: the default dataset and pair
+    assert at.title[0].value == "Train"
+    assert at.multiselect(key=key_of(at, "train_tasks")).value == ["funding", "section"]
+    assert at.slider(key="train_seeds").value == 3
+    assert not at.button(key="train_go").disabled
+    assert not errors(at)
+
+
+def test_train_page_trains_shows_gains_and_keeps_models():
+    at = open_page("train", **DIGITS)
+    tiny_settings(at, "train")
+    at.select_slider(key="train_size").set_value(0.1)
+    at.button(key="train_go").click().run()
+    assert_clean(at)
+    assert len(at.get("progress")) == 1 and at.button(key="train_cancel")  # live progress with a Cancel button
+    wait_for_job(at, "train")
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Δm (mean gain over tasks)" in metrics and {"digit", "even"} <= set(metrics)
+    assert charts(at) >= 2  # gain bars, scores
+    table = at.dataframe[0].value
+    assert list(table["task"]) == ["digit", "even"] and set(table["verdict"]) <= {"helped", "hurt", "unclear"}
+    wait_for_job(at, "save")
+    assert sorted(len(r.config["tasks"]) for r in list_runs()) == [1, 1, 2]
+    assert charts(at) >= 3  # and the loss curves of the kept models
+
+
+def test_train_page_zero_tasks_and_one_task_show_errors():
+    at = open_page("train", **DIGITS)
+    picker = key_of(at, "train_tasks")
+    at.multiselect(key=picker).set_value([]).run()
+    at.button(key="train_go").click().run()
+    assert_clean(at)
+    assert any("No task selected" in e for e in errors(at))
+    at.multiselect(key=picker).set_value(["digit"]).run()
+    at.button(key="train_go").click().run()
+    assert any("at least two tasks" in e for e in errors(at))
+    assert "job_train" not in at.session_state
+
+
+def test_two_sessions_training_at_once_keep_their_own_results():
+    sessions = {}
+    for tasks in (["digit", "even"], ["even", "prime"]):
+        at = open_page("train", **DIGITS)
+        at.multiselect(key=key_of(at, "train_tasks")).set_value(tasks)
+        tiny_settings(at, "train")
+        at.select_slider(key="train_size").set_value(0.1)
+        at.button(key="train_go").click().run()
+        sessions[tuple(tasks)] = at
+    for tasks, at in sessions.items():  # both jobs ran side by side in their own threads
+        wait_for_job(at, "train")
+        wait_for_job(at, "save")
+        shown = at.session_state["train_shown"]
+        assert tuple(shown["tasks"]) == tasks and set(shown["gains"]) == set(tasks)
+        assert set(at.session_state["save_result"]) == {"+".join(tasks), *tasks}
+    assert {tuple(t["name"] for t in r.config["tasks"]) for r in list_runs()} >= {
+        ("digit", "even"), ("even", "prime"), ("digit",), ("even",), ("prime",)}
+
+
+def test_cancel_stops_training_and_keeps_nothing():
+    at = open_page("train", **DIGITS)
+    at.slider(key="train_epochs").set_value(50)
+    at.slider(key="train_seeds").set_value(3)
+    at.button(key="train_go").click().run()
+    job = at.session_state["job_train"]
+    at.button(key="train_cancel").click().run()  # the button's callback sets the job's cancel event
+    assert job.wait(60) and job.status == "cancelled"
+    at.run()
+    assert_clean(at)
+    assert any("Cancelled" in i.value for i in at.info)
+    assert "train_shown" not in at.session_state and list_runs() == []
+
+
+def test_methods_comparison_runs():
+    at = open_page("train", **DIGITS)
+    tiny_settings(at, "methods")
+    at.select_slider(key="methods_size").set_value(0.05)
+    at.multiselect(key="methods_pick").set_value(["ew", "uw"])
+    at.button(key="methods_go").click().run()
+    wait_for_job(at, "methods")
+    assert charts(at) >= 2
+    at.multiselect(key="methods_pick").set_value([]).run()
+    at.button(key="methods_go").click().run()
+    assert any("at least one method" in e for e in errors(at))
+
+
+# -- Relatedness -------------------------------------------------------------------------------
+def test_relatedness_sweep_heatmap_grouping_and_downloads():
+    at = open_page("relatedness", **DIGITS)
+    at.multiselect(key=key_of(at, "rel_tasks")).set_value(["digit", "even", "prime"])
+    tiny_settings(at, "rel")
+    at.multiselect(key="rel_sizes").set_value([0.05])
+    at.button(key="rel_go").click().run()
+    wait_for_job(at, "sweep", timeout=180)
+    assert charts(at) >= 3  # transfer matrix, an affinity estimate, Δm bars
+    assert len(at.dataframe) == 2  # estimates vs ground truth, grouping
+    at.select_slider(key="rel_k").set_value(3).run()
+    assert_clean(at)
+    assert [m.label for m in at.metric] == ["Expected mean gain per task"]
+    groups = at.dataframe[1].value
+    assert 1 <= len(groups) <= 3 and sorted(" + ".join(groups["tasks"]).split(" + ")) == ["digit", "even", "prime"]
+    assert {d.key for d in at.get("download_button")} >= {"rel_json", "rel_html", "rel_heatmap_download"}
+
+
+def test_relatedness_bad_input_shows_errors():
+    at = open_page("relatedness", **DIGITS)
+    at.multiselect(key=key_of(at, "rel_tasks")).set_value(["digit"]).run()
+    at.button(key="rel_go").click().run()
+    assert_clean(at)
+    assert any("at least two tasks" in e for e in errors(at))
+    at.file_uploader(key="rel_upload").set_value(("report.json", b"{not json", "application/json")).run()
+    assert_clean(at)
+    assert any("not valid JSON" in e for e in errors(at))
+    at.file_uploader(key="rel_upload").set_value(("report.json", b'{"tasks": []}', "application/json")).run()
+    assert any("not a sweep report" in e for e in errors(at))
+
+
+# -- Explain -----------------------------------------------------------------------------------
+def test_explain_page_without_models_points_to_train():
+    at = open_page("explain", **DIGITS)
+    assert any("No model trained on" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("name,tasks,heading", [("digits", ["digit", "even"], "Pixel attributions per task"),
+                                                 ("news", ["funding", "section"], "Word attributions per task")])
+def test_explain_page_shows_attributions_and_single_vs_multi(name, tasks, heading):
+    from explorer.datasets import load_dataset
+
+    ds = load_dataset(name)
+    config = TrainConfig(epochs=1, hidden=8, train_size=0.05)
+    for combo in (tasks, [tasks[0]]):
+        save_run(train(ds, combo, config))
+    at = open_page("explain", source={"kind": "builtin", "name": name})
+    assert heading in [h.value for h in at.subheader]
+    assert "Single-task vs multi-task" in [h.value for h in at.subheader]
+    metrics = {m.label: m.value for m in at.metric}
+    assert "Rank correlation of the scores" in metrics
+    at.selectbox(key="explain_cmp_task").set_value(tasks[1]).run()  # no single-task model of this one
+    assert_clean(at)
+    assert any("No single-task model" in i.value for i in at.info)
+
+
+def test_explain_page_tabular_heatmap_and_waterfall():
+    from explorer.datasets import load_dataset
+
+    ds = load_dataset("diamonds")
+    save_run(train(ds, ["price", "cut"], TrainConfig(epochs=1, hidden=8, train_size=0.02)))
+    at = open_page("explain", source={"kind": "builtin", "name": "diamonds"})
+    assert [h.value for h in at.subheader][:2] == ["Feature importance per task", "One row, step by step"]
+    assert charts(at) >= 2
+    at.selectbox(key="explain_row_task").set_value("cut").run()
+    assert_clean(at)
+
+
+def test_csv_upload_with_feature_columns_then_train():
+    rows = ["a,b,colour,big,odd"] + [f"{i % 7},{(i * 3) % 11},{['red', 'blue'][i % 2]},{'y' if i % 7 > 3 else 'n'},"
+                                     f"{'y' if i % 2 else 'n'}" for i in range(120)]
+    at = open_page()
+    at.radio(key="data_source_kind").set_value("Upload a CSV").run()
+    at.file_uploader(key="data_upload").set_value(("table.csv", "\n".join(rows).encode(), "text/csv")).run()
+    at.radio(key="csv_input_kind").set_value("Feature columns").run()
+    at.multiselect(key="csv_feature_cols").set_value(["a", "b", "colour"]).run()
+    at.multiselect(key="csv_label_cols").set_value(["big", "odd"]).run()
+    at.button(key="csv_load").click().run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Input"] == "tabular"
+    at.switch_page("app_pages/train.py").run()
+    assert at.multiselect(key=key_of(at, "train_tasks")).value == ["big", "odd"]
+    tiny_settings(at, "train")
+    at.button(key="train_go").click().run()
+    wait_for_job(at, "train")
+    assert set(at.session_state["train_shown"]["gains"]) == {"big", "odd"}
+
+
+def test_a_bug_in_a_page_shows_a_short_message_not_a_traceback(monkeypatch):
+    from explorer.plots import data as data_plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("chart exploded")
+
+    monkeypatch.setattr(data_plots, "coverage_bars", broken)
+    at = open_page()
+    assert any("RuntimeError: chart exploded" in e and "bug" in e for e in errors(at))
+
+
+# -- Models ------------------------------------------------------------------------------------
+def test_models_page_empty_store_says_so():
+    at = open_page("models")
+    assert any("No trained models" in i.value for i in at.info)
+
+
+def test_models_page_lists_compares_and_deletes_runs():
+    ds = tiny_digits()
+    config = TrainConfig(epochs=1, hidden=8, train_size=200)
+    first = save_run(train(ds, ["digit", "even"], config)).id
+    save_run(train(ds, ["even"], config))
+    at = open_page("models")
+    assert not errors(at)
+    assert charts(at) == 1
+    assert len(at.dataframe) >= 2
+    at.selectbox(key="models_target").set_value(first).run()
+    at.button(key="models_export").click().run()  # exported bundle: weights, ONNX, model card
+    assert_clean(at)
+    assert not errors(at)
+    assert at.get("download_button")[0].label == "Download bundle (.zip)"
+    assert at.button(key="models_delete").disabled
+    at.checkbox(key="models_confirm").check().run()
+    at.button(key="models_delete").click().run()
+    assert_clean(at)
+    assert first not in [r.id for r in list_runs()]
+    assert len(list_runs()) == 1
