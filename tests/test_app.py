@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from explorer.jobs import Job
@@ -33,6 +34,23 @@ def no_leftover_jobs(monkeypatch):
         job.wait(60)
 
 
+@pytest.fixture(autouse=True)
+def navigation_mode(monkeypatch):
+    """Run every AppTest run through app.py's st.navigation, as a warm server does.
+
+    AppTest re-derives Streamlit's legacy ``pages/`` flag before each run, so each run
+    would start as a server's cold first request; that path (pages/_state.py hands it
+    back to app.py) is covered by the real-browser test's deep link.
+    """
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
 DIGITS = {"source": {"kind": "builtin", "name": "digits"}}
 
 
@@ -42,7 +60,7 @@ def open_page(page: str | None = None, **session) -> AppTest:
         at.session_state[k] = v
     at.run()
     if page:
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"pages/{page}.py").run()
     assert_clean(at)
     return at
 
@@ -92,7 +110,7 @@ def test_data_page_switches_builtin_dataset_and_keeps_the_choice():
     assert {m.label: m.value for m in at.metric}["Input"] == "image"
     assert at.multiselect[0].value == ["digit", "even"]
     at.multiselect[0].set_value(["even", "prime"]).run()
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     assert_clean(at)
     assert at.session_state["tasks"] == ["even", "prime"]
 
@@ -296,7 +314,7 @@ def test_csv_upload_with_feature_columns_then_train():
     at.button(key="csv_load").click().run()
     assert_clean(at)
     assert {m.label: m.value for m in at.metric}["Input"] == "tabular"
-    at.switch_page("app_pages/train.py").run()
+    at.switch_page("pages/train.py").run()
     assert at.multiselect(key=key_of(at, "train_tasks")).value == ["big", "odd"]
     tiny_settings(at, "train")
     at.button(key="train_go").click().run()

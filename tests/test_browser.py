@@ -123,6 +123,14 @@ def snap(pg, name: str) -> None:
 def test_every_page_in_a_real_browser(server, page):
     url, home = server
     pg = page
+    # A deep link as a fresh server's first request must still get app.py's frame and
+    # navigation (Streamlit's legacy pages/ mode would list the page files instead).
+    pg.goto(f"{url}/train")
+    pg.get_by_role("heading", name="Train", exact=True).first.wait_for()
+    settle(pg)
+    links = pg.locator('[data-testid="stSidebarNav"] a')
+    titles = [links.nth(i).inner_text().split("\n")[-1].strip() for i in range(links.count())]
+    assert titles == ["Data", "Train", "Task relatedness", "Explain", "Models"], titles
     pg.goto(url)
     pg.get_by_role("heading", name="Data", exact=True).wait_for()
     settle(pg)

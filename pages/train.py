@@ -8,8 +8,8 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from app_pages import _state as state
-from app_pages import _views as views
+from pages import _state as state
+from pages import _views as views
 from explorer import training
 from explorer.device import available, describe, resolve_device
 from explorer.errors import ExplorerError

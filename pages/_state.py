@@ -32,9 +32,27 @@ def tiny() -> bool:
 
 
 def init() -> None:
+    _leave_legacy_pages_mode()
     ss = st.session_state
     ss.setdefault("source", {"kind": "builtin", "name": DEFAULT})
     ss.setdefault("tasks", None)  # None: not chosen yet, use the dataset's default pair
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Hand a cold deep link back to app.py's navigation.
+
+    Streamlit decides per server whether a ``pages/`` folder beside the entry script
+    means its legacy multipage mode, and only an ``st.navigation`` call turns that
+    off. When the very first request of a fresh server is a deep link (``/train``),
+    the page script runs alone, without app.py's frame and navigation. Every page
+    calls ``init()`` first, so switching the (class-level) flag off here and
+    rerunning sends that request through app.py. Private Streamlit API: the browser
+    test opens a deep link first to catch a change in a later Streamlit.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def builtin_names() -> list[str]:

@@ -11,7 +11,7 @@ from plotly.colors import qualitative
 import streamlit as st
 
 from explorer.runs import delete_run, home, list_runs, load_run
-from app_pages import _state as state
+from pages import _state as state
 
 
 
@@ -33,7 +33,7 @@ with state.friendly_errors("reading the run store"):
     runs = list_runs()
     if not runs:
         st.info("No trained models yet. Train some on the **Train** page, and they appear here.")
-        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         st.stop()
 
     table = pd.DataFrame([{

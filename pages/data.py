@@ -10,7 +10,7 @@ import streamlit as st
 from explorer.datasets.csv import load_csv
 from explorer.errors import ExplorerError
 from explorer.plots import data as plots
-from app_pages import _state as state
+from pages import _state as state
 
 state.init()
 st.title("Data")
@@ -120,4 +120,4 @@ st.subheader("Example rows")
 if ds.modality == "image":
     st.plotly_chart(plots.image_examples(ds, seed=1, caption_task=(tasks or ds.task_names)[0]), key="data_images")
 st.dataframe(plots.example_rows(ds, seed=1), hide_index=True)
-st.page_link("app_pages/train.py", label="Next: train the chosen tasks together", icon=":material/arrow_forward:")
+st.page_link("pages/train.py", label="Next: train the chosen tasks together", icon=":material/arrow_forward:")

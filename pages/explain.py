@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 from explorer.runs import list_runs
-from app_pages import _state as state
-from app_pages import _views as views
+from pages import _state as state
+from pages import _views as views
 
 state.init()
 st.title("Explain")
@@ -61,7 +61,7 @@ with state.friendly_errors("reading the run store"):
 if not runs:
     st.info(f"No model trained on **{ds.name}** yet. Train one on the **Train** page (it keeps the first seed's "
             "models), then come back.")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 multi = [r for r in runs if len(r.config["tasks"]) > 1]

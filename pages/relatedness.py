@@ -9,8 +9,8 @@ from math import comb
 import pandas as pd
 import streamlit as st
 
-from app_pages import _state as state
-from app_pages import _views as views
+from pages import _state as state
+from pages import _views as views
 from explorer.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
