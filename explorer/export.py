@@ -20,8 +20,6 @@ import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -32,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from explorer.atomic import atomic_file
 from explorer.bundle import FORMAT, INPUT_NAMES, VERSION
 from explorer.errors import ExplorerError
 from explorer.runs import Run, list_runs, load_run, reuse_key
@@ -282,17 +281,7 @@ def _shape(modality: str) -> str:
 
 
 def _write_zip(out: Path, files: dict[str, bytes]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as z:
-                for name, data in files.items():
-                    z.writestr(name, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)  # atomic: the bundle appears whole or not at all
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(out, "wb") as fh:  # the bundle appears whole or not at all
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for name, data in files.items():
+                z.writestr(name, data)

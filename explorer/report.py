@@ -6,13 +6,12 @@ plotly.js is embedded once, inline, so the page opens offline in any browser
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from explorer.atomic import write_atomic
 from explorer.plots import transfer as plots
 from explorer.sweep import SweepReport
 
@@ -209,15 +208,4 @@ def render_html(report: SweepReport | dict) -> str:
 
 def write_html(report: SweepReport | dict, path: str | Path) -> Path:
     """Write the report page atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = render_html(report)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, render_html(report))

@@ -92,8 +92,9 @@ def save_run(result: TrainResult, store: Path | None = None) -> Run:
     store.mkdir(parents=True, exist_ok=True)
     names = [t.name for t in result.tasks]
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_id = f"{result.dataset_source.get('name', 'data')}-{'+'.join(names)}-s{result.config.seed}-{stamp}-{secrets.token_hex(2)}"
-    run_id = re.sub(r"[^A-Za-z0-9_.+-]", "_", run_id)[:150]
+    # Only the descriptive part is cut, so the stamp and random suffix keep long-named runs unique.
+    name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{result.dataset_source.get('name', 'data')}-{'+'.join(names)}")
+    run_id = f"{name[:110]}-s{result.config.seed}-{stamp}-{secrets.token_hex(2)}"
     config = {
         "id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "format": 1,
         "dataset": result.dataset_source, "fingerprint": result.dataset_fingerprint,

@@ -14,14 +14,13 @@ import dataclasses
 import itertools
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.affinity import compare_with_gains, one_run_affinity
+from explorer.atomic import write_atomic
 from explorer.batched import train_combinations
 from explorer.data import Dataset, resolve_train_size
 from explorer.device import describe, resolve_device
@@ -141,17 +140,7 @@ def _clean(value):
 
 def save_report(report: SweepReport, path: str | Path) -> Path:
     """Write report.json atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(report.to_dict(), f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, json.dumps(report.to_dict(), indent=1, allow_nan=False))
 
 
 def load_report(path: str | Path) -> SweepReport:

@@ -1,11 +1,11 @@
 """Page 4: what each task's head looks at — word, column or pixel attributions of a trained model."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import streamlit as st
 
+from explorer.explain import compare_attributions, explain, global_importance
+from explorer.plots import attributions as aplots
 from explorer.runs import list_runs
 from pages import _state as state
 from pages import _views as views
@@ -15,14 +15,6 @@ st.title("Explain")
 st.markdown("Which words, columns or pixels drove each task's prediction? Scores are integrated-gradients "
             "attributions (Captum) of one trained model, one task head at a time. Compare them with the "
             "single-task model of the same task to see whether sharing changed what the model looks at.")
-
-if importlib.util.find_spec("explorer.explain") is None or importlib.util.find_spec(
-        "explorer.plots.attributions") is None:
-    st.info("Attributions are not available yet in this version of the explorer.")
-    st.stop()
-
-from explorer.explain import compare_attributions, explain, global_importance  # noqa: E402
-from explorer.plots import attributions as aplots  # noqa: E402
 
 ds = state.dataset()
 if ds is None:

@@ -1,18 +1,16 @@
 """Page 5: the run store — every trained model, its metrics, delete, download a bundle."""
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 import streamlit as st
+from plotly.colors import qualitative
 
 from explorer.runs import delete_run, home, list_runs, load_run
 from pages import _state as state
-
 
 
 def _delete(run_id: str) -> None:
@@ -86,11 +84,11 @@ with state.friendly_errors("reading the run store"):
         target = st.selectbox("Run", chosen, key="models_target")
         c1, c2 = st.columns(2)
         with c1:
-            if importlib.util.find_spec("explorer.export") is None:
-                st.info("Exported bundles are not available yet in this version.")
-            elif st.button("Prepare bundle (weights, ONNX, model card)", key="models_export"):
-                from explorer.export import export_bundle
-                with st.spinner("Exporting…"), tempfile.TemporaryDirectory() as tmp:
+            if st.button("Prepare bundle (weights, ONNX, model card)", key="models_export"):
+                from explorer.export import export_bundle  # torch.onnx is slow to import: only when exporting
+                # Its own error box, so a failed export still leaves the delete controls on the page.
+                with state.friendly_errors("exporting the run"), st.spinner("Exporting…"), \
+                        tempfile.TemporaryDirectory() as tmp:
                     out = Path(tmp) / f"{target}.zip"
                     export_bundle(load_run(target), out)
                     st.session_state["models_bundle"] = (target, out.read_bytes())

@@ -1,7 +1,6 @@
 """Page 3: the transfer matrix of a set of tasks, the cheap estimates beside it, and the best grouping."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
 from math import comb
@@ -14,6 +13,9 @@ from pages import _views as views
 from explorer.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
+from explorer.plots import transfer as tplots
+from explorer.report import render_html
+from explorer.sweep import SweepReport, run_sweep
 from explorer.training import TrainConfig
 
 DEFAULTS = dict(epochs=10, seeds=3, hidden=64)
@@ -29,13 +31,6 @@ st.markdown("Which tasks help which? The sweep trains every task **alone** and e
             "task (row) when trained with a partner (column); only cells whose 95 % interval excludes 0 are "
             "marked as positive (▲) or negative (▼) transfer. Beside it, three estimates that need only one "
             "training run, with their rank correlation to the trained gains: how far you can trust them.")
-
-if importlib.util.find_spec("explorer.sweep") is None or importlib.util.find_spec("explorer.plots.transfer") is None:
-    st.info("The relatedness sweep is not available yet in this version of the explorer.")
-    st.stop()
-
-from explorer.plots import transfer as tplots  # noqa: E402
-from explorer.sweep import SweepReport, run_sweep  # noqa: E402
 
 ds = state.dataset()
 if ds is None:
@@ -139,10 +134,8 @@ def show_report(rep: dict) -> None:
     c1, c2 = st.columns(2)
     c1.download_button("Download the report (JSON)", lambda: json.dumps(rep, indent=1), file_name="report.json",
                        mime="application/json", key="rel_json", icon=":material/download:")
-    if importlib.util.find_spec("explorer.report") is not None:
-        from explorer.report import render_html
-        c2.download_button("Download the report (self-contained HTML)", lambda: render_html(rep),
-                           file_name="report.html", mime="text/html", key="rel_html", icon=":material/download:")
+    c2.download_button("Download the report (self-contained HTML)", lambda: render_html(rep),
+                       file_name="report.html", mime="text/html", key="rel_html", icon=":material/download:")
 
 
 collect()

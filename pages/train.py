@@ -1,7 +1,6 @@
 """Page 2: train tasks together and alone, with seeds, and see which tasks gained or lost."""
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import replace
 
@@ -37,7 +36,6 @@ ds = state.dataset()
 if ds is None:
     st.stop()
 D = TINY if state.tiny() else DEFAULTS
-have_sweep = importlib.util.find_spec("explorer.sweep") is not None
 POOL = len(ds.split(0).train)
 
 
@@ -289,10 +287,8 @@ with train_tab:
         state.start_job("save", Job(save_work(finished["tasks"], TrainConfig(**finished["config"])), label="save"))
     tasks, seeds, config = settings_form("train")
     running = state.job("train") is not None
-    go = st.button("Train", type="primary", key="train_go", disabled=running or not have_sweep,
+    go = st.button("Train", type="primary", key="train_go", disabled=running,
                    icon=":material/play_arrow:")
-    if not have_sweep:
-        st.info("Training comparisons need the sweep engine (explorer.sweep), which is not available yet.")
     if go:
         with state.friendly_errors("starting the training"):
             tasks = ds.check_tasks(tasks)

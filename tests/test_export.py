@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from explorer import export
+from explorer import atomic, export
 from explorer.bundle import load_bundle
 from explorer.cli import main
 from explorer.data import Dataset
@@ -177,8 +177,8 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def interrupted(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export.os, "replace", interrupted)  # the zip is written, the rename fails
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(atomic.os, "replace", interrupted)  # the zip is written, the rename fails
+    with pytest.raises(ExplorerError, match="disk full"):
         export.export_bundle(load_run(run.id), out)
     assert not out.exists() and list(out.parent.iterdir()) == []  # no temporary file left either
     with pytest.raises(ExplorerError, match=r"\.zip"):

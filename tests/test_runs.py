@@ -63,3 +63,10 @@ def test_reuse_key_ignores_device_and_task_order():
     assert a == reuse_key("f", ["b", "a"], TrainConfig(device="auto"))
     assert a != reuse_key("f", ["a", "b"], TrainConfig(seed=1))
     assert a != reuse_key("g", ["a", "b"], TrainConfig())
+
+
+def test_long_names_keep_run_ids_unique(result, monkeypatch):
+    monkeypatch.setitem(result.dataset_source, "name", "a-very-long-csv-name-" * 20)
+    first, second = save_run(result), save_run(result)
+    assert first.id != second.id and len(first.id) <= 150
+    assert first.id.split("-")[-1] != "" and load_run(second.id).id == second.id

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
+from explorer.atomic import check_writable, write_atomic
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, print_json, split_list)
 from explorer.compare import compare_methods
-from explorer.errors import ExplorerError
 
 NAME = "compare"
 HELP = ("train a combination of tasks with several multi-task methods (and each task alone once) and "
@@ -32,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     tasks = split_list(args.tasks, "--tasks")
     methods = split_list(args.methods, "--methods")
+    for path in (args.out, args.html):
+        if path:
+            check_writable(path)  # before the training, not after it
     dataset = load_from_args(args, tasks)
     config = config_from_args(args)
     bar = ProgressBar("compare")
@@ -42,21 +43,13 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     data = result.to_dict()
     if args.out:
-        _write_atomic(args.out, json.dumps(data, indent=1))
+        write_atomic(args.out, json.dumps(data, indent=1))
     if args.html:
         from explorer.plots.methods import comparison_html
-        _write_atomic(args.html, comparison_html(data))
+        write_atomic(args.html, comparison_html(data))
     if args.json:
         print_json(data)
     else:
         print(result.table())
     return 0
 
-
-def _write_atomic(path: str, text: str) -> None:
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise ExplorerError(f"Cannot write {path}: folder {target.parent} does not exist. Create it or pick another path.")
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)  # a reader never sees half a file

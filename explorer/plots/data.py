@@ -5,17 +5,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.data import Dataset
+from explorer.plots._style import style
 from explorer.tasks import coverage, has_label
 
-FONT = dict(size=15)
 BAR = "#3b6fb6"
 MISSING = "#c9ccd1"
 
 
 def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), template="plotly_white", font=FONT,
-                      height=height, margin=dict(l=10, r=10, t=50, b=10), showlegend=False)
-    return fig
+    return style(fig, title, height, top=50, showlegend=False)
 
 
 def class_balance(dataset: Dataset, task: str) -> go.Figure:

@@ -7,20 +7,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-FONT = dict(size=15)  # same look as explorer/plots/training.py
+from explorer.plots._style import TASK_COLOURS, num as _num, style as _style
+
 METHOD_COLOURS = qualitative.Bold
-TASK_COLOURS = qualitative.Safe
 DELTA_M = "Δm (mean over tasks)"
-
-
-def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), template="plotly_white", font=FONT,
-                      height=height, margin=dict(l=10, r=10, t=60, b=10))
-    return fig
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
 
 
 def method_gains(comparison: dict) -> go.Figure:

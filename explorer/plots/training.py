@@ -4,24 +4,13 @@ from __future__ import annotations
 import math
 
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-FONT = dict(size=15)
+from explorer.plots._style import TASK_COLOURS, num as _num, style as _style
+
 VERDICT_COLOURS = {"positive": "#1a9850", "negative": "#d73027", "unclear": "#9aa0a6"}
 VERDICT_WORDS = {"positive": "helped", "negative": "hurt", "unclear": "unclear (within seed noise)"}
 TOGETHER, ALONE = "#3b6fb6", "#c9ccd1"
-TASK_COLOURS = qualitative.Safe
-
-
-def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), template="plotly_white", font=FONT,
-                      height=height, margin=dict(l=10, r=10, t=60, b=10))
-    return fig
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
 
 
 def gain_bars(gains: dict[str, dict], title: str = "Gain of training together, per task") -> go.Figure:

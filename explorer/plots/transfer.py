@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from explorer.plots._style import num as _num, style as _base_style
 from explorer.plots.training import TASK_COLOURS, VERDICT_COLOURS, VERDICT_WORDS, gain_bars
 
-FONT = dict(size=15)
 DIVERGING = "RdBu"  # red = hurt, blue = helped; white = no change
 MARK = {"negative": dict(symbol="square-open", color="#000000", size=1.0),
         "positive": dict(symbol="circle-open", color="#1a1a1a", size=0.55)}
@@ -26,17 +26,11 @@ AFFINITY_TITLES = {
 
 
 def _style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), template="plotly_white", font=FONT,
-                      height=height, margin=dict(l=10, r=10, t=70, b=10))
-    return fig
+    return _base_style(fig, title, height, top=70)
 
 
 def _get(report, name: str, default=None):
     return report.get(name, default) if isinstance(report, dict) else getattr(report, name, default)
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else float(v)
 
 
 def _fmt(v, spec: str = "+.1f", unit: str = " %") -> str:
@@ -44,7 +38,10 @@ def _fmt(v, spec: str = "+.1f", unit: str = " %") -> str:
 
 
 def _cell_size(n: int) -> int:
-    """Marker size in pixels that roughly outlines one cell: the figure's height grows 70 px per task."""
+    """Marker size in pixels that roughly outlines one cell.
+
+    Constant because the figure's height grows 70 px per task, so a cell keeps about the same size.
+    """
     return 50
 
 
