@@ -17,13 +17,15 @@ a tiny last batch, and does not bias anything.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 
 from explorer.combos import (ComboRun, Progress, normalise_combinations, prepare_union, report, restrict,
                              train_sequential)
 from explorer.data import Dataset
-from explorer.device import resolve_device
+from explorer.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.metrics import task_metrics
 from explorer.sparse_adam import EmbeddingAdam, hot_rows
@@ -39,11 +41,13 @@ __all__ = ["MODES", "ComboRun", "train_combinations"]
 
 def train_combinations(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
                        seeds: list[int], mode: str = "batched", progress: Progress | None = None,
-                       prepared: Prepared | None = None) -> list[ComboRun]:
+                       prepared: Prepared | None = None, keep_models: bool = False) -> list[ComboRun]:
     """Train one model per (combination, seed) and score each on the test split.
 
     Returns the runs seed-major: for each seed in ``seeds``, the combinations in order.
     ``prepared`` (from ``explorer.training.prepare``) must cover the union of the tasks.
+    ``keep_models`` puts each run's weights on it as a ``MultiTaskModel`` (CPU, eval mode), ready
+    for ``explorer.combos.to_train_result`` and ``explorer.runs.save_run``.
     """
     config = config.resolve(dataset.modality)
     if mode not in MODES:
@@ -55,11 +59,11 @@ def train_combinations(dataset: Dataset, combinations: list[tuple[str, ...]], co
         raise ExplorerError(f"Seeds {seeds} repeat a value: give distinct seeds.")
     combinations = normalise_combinations(dataset, combinations)
     if mode == "sequential":
-        return train_sequential(dataset, combinations, config, seeds, progress, prepared)
+        return train_sequential(dataset, combinations, config, seeds, progress, prepared, keep_models)
     if config.method != "ew":
         raise ExplorerError(f"Method '{config.method}' is not supported in batched mode, which trains "
                             "with equal weights (ew) only. Use mode 'sequential' for other methods.")
-    return train_batched(dataset, combinations, config, seeds, progress, prepared)
+    return train_batched(dataset, combinations, config, seeds, progress, prepared, keep_models)
 
 
 def build_stack(prepared: Prepared, combinations: list[tuple[str, ...]], config: TrainConfig,
@@ -129,7 +133,9 @@ def _outputs(stack: StackedModel, x: torch.Tensor) -> torch.Tensor:
 
 
 def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig, seeds: list[int],
-                  progress: Progress | None = None, prepared: Prepared | None = None) -> list[ComboRun]:
+                  progress: Progress | None = None, prepared: Prepared | None = None,
+                  keep_models: bool = False) -> list[ComboRun]:
+    start = time.perf_counter()
     prepared = prepare_union(dataset, combinations, config, prepared)
     device = resolve_device(config.device)
     stack = build_stack(prepared, combinations, config, seeds).to(device)
@@ -201,6 +207,7 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
                 break
     _restore(stack, saved, torch.tensor([e > 0 for e in best_epoch]))
     outputs = _outputs(stack, prepared.x["test"].to(device)).cpu()
+    seconds = (time.perf_counter() - start) / slots  # the stack's time, shared out per model
     runs = []
     for s, seed in enumerate(seeds):
         for i, combo in enumerate(combinations):
@@ -210,10 +217,20 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
                 pred = decode_predictions(t, outputs[c][:, stack.head_slices[t.name]],
                                           prepared.target_stats.get(t.name))
                 metrics[t.name] = task_metrics(t, prepared.y_raw["test"][t.name], pred)
-            runs.append(ComboRun(combo, seed, metrics, best_epoch[c], histories[c]))
+            model = slot_model(stack, c, restrict(prepared, combo), config) if keep_models else None
+            runs.append(ComboRun(combo, seed, metrics, best_epoch[c], histories[c], model=model,
+                                 seconds=seconds, device=describe(device)))
     report(progress, steps_per_epoch * config.epochs, steps_per_epoch * config.epochs, "done",
            config.epochs, config.epochs)
     return runs
+
+
+def slot_model(stack: StackedModel, slot: int, prepared: Prepared, config: TrainConfig) -> MultiTaskModel:
+    """Slot ``slot`` of ``stack`` as the ``MultiTaskModel`` of ``prepared``'s tasks (CPU, eval mode)."""
+    model = MultiTaskModel(model_spec(prepared, config))
+    state = {k: v.cpu() for k, v in stack.slot_state_dict(slot, [t.name for t in prepared.tasks]).items()}
+    model.load_state_dict(state)  # strict: the same keys and shapes as a model trained alone
+    return model.eval()
 
 
 @torch.no_grad()

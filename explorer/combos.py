@@ -12,7 +12,9 @@ from typing import Callable
 
 from explorer.data import Dataset
 from explorer.errors import Cancelled, ExplorerError
-from explorer.training import Prepared, TrainConfig, prepare, train
+from explorer.metrics import majority_baseline
+from explorer.training import Prepared, TrainConfig, TrainResult, prepare, train
+from models import MultiTaskModel
 
 Progress = Callable[[dict], "bool | None"]
 
@@ -24,6 +26,10 @@ class ComboRun:
     metrics: dict[str, dict]  # task -> test metrics as from explorer.training.evaluate
     best_epoch: int
     history: list[dict]       # per epoch {"epoch", "train": {task: loss}, "val": {task: loss}}
+    model: MultiTaskModel | None = None  # the trained weights, when asked for (keep_models=True)
+    run_id: str | None = None            # set when the scores were taken from a stored run, not trained
+    seconds: float = 0.0                 # training time (batched: the stack's time shared out per model)
+    device: str = ""
 
 
 def normalise_combinations(dataset: Dataset, combinations: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -77,9 +83,27 @@ def prepare_union(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     return restrict(prepared, union)
 
 
+def to_train_result(run: ComboRun, prepared: Prepared, config: TrainConfig, dataset: Dataset) -> TrainResult:
+    """A trained ``ComboRun`` (from ``keep_models=True``) as ``explorer.runs.save_run`` takes it.
+
+    ``prepared`` is the one the run was trained on (any task superset) and
+    ``config`` its training settings; the seed is the run's own.
+    """
+    if run.model is None:
+        raise ExplorerError(f"The run {label(run.tasks, run.seed)} carries no model: train it with "
+                            "keep_models=True to save it.")
+    view = restrict(prepared, run.tasks)
+    config = replace(config.resolve(dataset.modality), seed=run.seed)
+    baseline = {t.name: majority_baseline(t, view.y_raw["train"][t.name], view.y_raw["test"][t.name])
+                for t in view.tasks}
+    return TrainResult(run.model, view.tasks, view.preprocessor, config, run.metrics, baseline, run.history,
+                       view.target_stats, view.split.sizes(), run.best_epoch, run.seconds, run.device,
+                       dict(dataset.source), dataset.fingerprint())
+
+
 def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
                      seeds: list[int], progress: Progress | None = None,
-                     prepared: Prepared | None = None) -> list[ComboRun]:
+                     prepared: Prepared | None = None, keep_models: bool = False) -> list[ComboRun]:
     """One ``explorer.training.train`` per (seed, combination): the reference the batched mode must match."""
     prepared = prepare_union(dataset, combinations, config, prepared)
     total = len(seeds) * len(combinations) * config.epochs  # in epochs; early stopping jumps ahead
@@ -99,6 +123,8 @@ def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], conf
             result = train(dataset, list(combo), seeded, progress=inner if progress else None,
                            prepared=restrict(prepared, combo))
             history = [{"epoch": h["epoch"], "train": h["train"], "val": h["val"]} for h in result.history]
-            runs.append(ComboRun(combo, seed, result.metrics, result.best_epoch, history))
+            runs.append(ComboRun(combo, seed, result.metrics, result.best_epoch, history,
+                                 model=result.model if keep_models else None, seconds=result.seconds,
+                                 device=result.device))
     report(progress, total, total, "done", config.epochs, config.epochs)
     return runs

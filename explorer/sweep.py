@@ -22,11 +22,13 @@ from pathlib import Path
 from explorer.affinity import compare_with_gains, one_run_affinity
 from explorer.atomic import write_atomic
 from explorer.batched import train_combinations
+from explorer.combos import ComboRun
 from explorer.data import Dataset, resolve_train_size
 from explorer.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.grouping import groupings_for_budgets
 from explorer.methods import names as method_names
+from explorer.runs import list_runs, reuse_key
 from explorer.training import TrainConfig, prepare
 from explorer.transfer import Transfer, combo_key, higher_order, transfer_from_runs
 
@@ -98,7 +100,13 @@ class SweepReport:
     dataset_fingerprint: str = ""
     device: str = ""
     seconds: float = 0.0
+    reused: dict[str, list[str]] = field(default_factory=dict)  # task -> ids of stored single-task runs used
     version: int = REPORT_VERSION
+    # Not part of report.json (plain attributes, not fields): with keep_models=True, the trained runs of
+    # the main training size carrying their weights, and the Prepared they were trained on
+    # (``explorer.combos.to_train_result`` turns one into a savable TrainResult).
+    models = None
+    prepared = None
 
     def to_dict(self) -> dict:
         return _clean(dataclasses.asdict(self))
@@ -273,7 +281,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               combinations: Sequence[Sequence[str]] | None = None, seeds: int = 3,
               config: TrainConfig | None = None, mode: str = "auto",
               train_sizes: Sequence[float | int] | None = None, affinity: bool = True,
-              progress: Progress | None = None) -> SweepReport:
+              progress: Progress | None = None, keep_models: bool = False,
+              reuse_store: bool = False) -> SweepReport:
     """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
 
     Without ``combinations``: every single task and every subset of 2 ..
@@ -284,6 +293,12 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     test rows; the largest size gives the report's main figures, the others go
     to ``by_fraction``. ``progress`` receives ``{"done", "total", "label",
     "phase", "epoch", "epochs"}``; returning False cancels (``Cancelled``).
+
+    ``reuse_store`` takes a single-task baseline's test scores from the run
+    store (``explorer.runs``) when a run with the same data, task, split,
+    settings and seed is there, instead of training it again; ``reused`` in the
+    report names those runs. ``keep_models`` keeps the trained models of the
+    main size on ``report.models`` (with ``report.prepared``), to be saved.
     """
     start = time.perf_counter()
     config = (config or TrainConfig()).resolve(dataset.modality)  # the modality's default lr, recorded
@@ -314,21 +329,40 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
 
     jobs = [(k, combos, job_config, job_mode) for k in range(len(sizes))
             for combos, job_config, job_mode in _jobs(plan(k), config, requested_mode)]
-    costs = [(f"train size {sizes[k][0]}", sizes[k][1] * len(combos) * n_seeds) for k, combos, _, _ in jobs]
+    fingerprint = dataset.fingerprint() if reuse_store else ""
+    stored: dict[int, list] = {}  # job index -> single-task runs found in the store
+    calls = []                     # (job index, combinations, seeds): what is left to train
+    for index, (k, combos, job_config, job_mode) in enumerate(jobs):
+        sized = dataclasses.replace(job_config, train_size=sizes[k][0])
+        found = _stored_singles(fingerprint, combos, sized, seed_list) if reuse_store else {}
+        stored[index] = list(found.values())
+        if not found:
+            calls.append((index, combos, seed_list))
+            continue
+        by_seeds: dict[tuple, list[int]] = {}  # seeds that still need the same combinations train together
+        for seed in seed_list:
+            left = tuple(c for c in combos if (c, seed) not in found)
+            if left:
+                by_seeds.setdefault(left, []).append(seed)
+        calls += [(index, list(left), seeds_left) for left, seeds_left in by_seeds.items()]
+    costs = [(f"train size {sizes[jobs[index][0]][0]}", sizes[jobs[index][0]][1] * len(combos) * len(call_seeds))
+             for index, combos, call_seeds in calls]
     if do_affinity:
         costs.append(("affinity", main_rows * AFFINITY_COST))
     phases = _Phases(progress, costs)
 
     results: list[tuple[float | int, int, Transfer, list]] = []
     main_prepared = None
+    extra = {"keep_models": True} if keep_models else {}
     for k, (size, rows) in enumerate(sizes):
         prepared = prepare(dataset, tasks, dataclasses.replace(config, train_size=size))
-        runs = []
-        for index, (job_size, combos, job_config, job_mode) in enumerate(jobs):
+        runs = [run for index, (job_size, *_rest) in enumerate(jobs) if job_size == k for run in stored[index]]
+        for phase, (index, combos, call_seeds) in enumerate(calls):
+            job_size, _, job_config, job_mode = jobs[index]
             if job_size == k:
                 runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=size),
-                                           seed_list, mode=job_mode, progress=phases.phase(index),
-                                           prepared=prepared)
+                                           call_seeds, mode=job_mode, progress=phases.phase(phase),
+                                           prepared=prepared, **extra)
         results.append((size, rows, transfer_from_runs(runs, tasks), runs))
         main_prepared = prepared
     _, _, main, main_runs = results[-1]
@@ -337,7 +371,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     estimates = None
     if do_affinity:
         estimates = one_run_affinity(dataset, tasks, main_config, prepared=main_prepared,
-                                     every=affinity_every(len(tasks)), progress=phases.phase(len(jobs)))
+                                     every=affinity_every(len(tasks)), progress=phases.phase(len(calls)))
     proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
 
     trained = {key: {t: g.mean for t, g in per_task.items()} for key, per_task in main.gains.items()}
@@ -352,7 +386,12 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     if len(sizes) > 1:
         by_fraction = {str(size): _size_entry(size, rows, transfer) for size, rows, transfer, _ in results}
 
-    return SweepReport(
+    reused: dict[str, list[str]] = {}
+    for run in sorted(main_runs, key=lambda r: r.seed):
+        if run.run_id is not None:
+            reused.setdefault(run.tasks[0], []).append(run.run_id)
+
+    report = SweepReport(
         tasks=tasks, metric=main.metric, single=main.single,
         pair_gain=main.pair_gain, pair_gain_std=main.pair_gain_std, pair_verdict=main.pair_verdict,
         pair_interval=main.pair_interval,
@@ -362,8 +401,30 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         by_fraction=by_fraction, combinations=[list(c) for c in wanted], order=order, seeds=seed_list,
         mode=mode, config=main_config.to_dict(), train_size=main_size, train_rows=main_rows,
         split_sizes=main_prepared.split.sizes(), dataset=dataset.name, dataset_source=dict(dataset.source),
-        dataset_fingerprint=dataset.fingerprint(), device=device,
+        dataset_fingerprint=dataset.fingerprint(), device=device, reused=reused,
         seconds=time.perf_counter() - start)
+    if keep_models:
+        report.models = [run for run in main_runs if run.model is not None]
+        report.prepared = main_prepared
+    return report
+
+
+def _stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig,
+                    seeds: list[int]) -> dict[tuple, ComboRun]:
+    """(single-task combination, seed) -> its scores from a stored run with the same key, where one exists."""
+    runs = list_runs()  # read the store once; find_runs would list it for every key
+    found = {}
+    for combo in combos:
+        if len(combo) != 1:
+            continue
+        for seed in seeds:
+            key = reuse_key(fingerprint, list(combo), dataclasses.replace(config, seed=seed))
+            match = next((r for r in runs if r.config.get("key") == key), None)
+            if match is not None:
+                found[(combo, seed)] = ComboRun(combo, seed, match.metrics["test"],
+                                                int(match.config.get("best_epoch", 0)), match.history(),
+                                                run_id=match.id)
+    return found
 
 
 def _size_entry(size, rows: int, transfer: Transfer) -> dict:

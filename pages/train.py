@@ -137,11 +137,19 @@ def forget_outcome(*names: str) -> None:
 def train_work(tasks: list[str], seeds: int, config: TrainConfig):
     """The gains of one combination: the sweep engine for equal weights (it batches the models), the
     method comparison otherwise (it keeps the single-task baselines on plain equal weights)."""
+    from explorer.runs import home
+
+    store = home()  # the store at the time of the click, whatever changes while the job runs
+
     def work(progress):
+        saved = None
         if config.method == "ew":
             from explorer.sweep import run_sweep
-            rep = run_sweep(ds, tasks, combinations=[tuple(tasks)], seeds=seeds, config=config, affinity=False,
-                            progress=progress).to_dict()
+            # single-task baselines already in the run store are reused, not trained again
+            report = run_sweep(ds, tasks, combinations=[tuple(tasks)], seeds=seeds, config=config,
+                               affinity=False, progress=progress, keep_models=True, reuse_store=True)
+            saved = keep_first_seed(report, tasks, store)
+            rep = report.to_dict()
             key = next(k for k in rep["gains"] if set(k.split("+")) == set(tasks))
             outcome = {"gains": rep["gains"][key], "delta_m": rep["delta_m"].get(key),
                        "single": {t: rep["single"][t].get("scores", []) for t in tasks},
@@ -154,12 +162,41 @@ def train_work(tasks: list[str], seeds: int, config: TrainConfig):
             outcome = {"gains": m["gains"], "delta_m": m["delta_m"], "single": cmp["single"],
                        "multi": m["scores"], "metric": cmp["metric"],
                        "device": describe(resolve_device(config.device)), "seconds": cmp["seconds"]}
-        return {**outcome, "tasks": tasks, "seeds": seeds, "config": config.to_dict(), "dataset": ds.name}
+        out = {**outcome, "tasks": tasks, "seeds": seeds, "config": config.to_dict(), "dataset": ds.name}
+        if saved is not None:
+            out["saved"] = saved
+        return out
     return work
+
+
+def keep_first_seed(report, tasks: list[str], store) -> dict[str, str]:
+    """Save the first seed's models of the sweep (together, and each task alone) in the run store.
+
+    They were trained already; one with the same data, tasks, split and settings that is in the store
+    (a reused baseline, or an earlier click) is kept instead of saving a duplicate.
+    """
+    from explorer.combos import to_train_result
+    from explorer.runs import find_runs, reuse_key, save_run
+
+    seed = report.seeds[0]
+    config = replace(TrainConfig(**report.config), seed=seed)  # resolved, as the sweep trained them
+    fingerprint = ds.fingerprint()
+    saved = {}
+    for combo in [tuple(tasks)] + [(t,) for t in tasks]:
+        found = find_runs(reuse_key(fingerprint, list(combo), config), store)
+        if found:
+            saved["+".join(combo)] = found[0].id
+            continue
+        run = next(r for r in report.models if r.seed == seed and set(r.tasks) == set(combo))
+        saved["+".join(combo)] = save_run(to_train_result(run, report.prepared, config, ds), store).id
+    return saved
 
 
 def save_work(tasks: list[str], config: TrainConfig):
     """Keep one model per combination (the first seed) in the run store, for the Explain and Models pages.
+
+    Only for methods other than equal weights: their comparison does not keep its models, so they
+    are trained again here (equal weights saves the sweep's own models, see ``keep_first_seed``).
 
     A model already in the store with the same data, tasks, split and settings is reused, not retrained.
     Single-task models use equal weights, as the baselines of the comparison do.
@@ -284,7 +321,11 @@ with train_tab:
     if finished is not None:  # gains are in: show them, and keep the models in the background
         st.session_state["train_shown"] = finished
         st.session_state.pop("save_result", None)
-        state.start_job("save", Job(save_work(finished["tasks"], TrainConfig(**finished["config"])), label="save"))
+        if "saved" in finished:  # the training job saved its own models
+            st.session_state["save_result"] = finished["saved"]
+        else:
+            state.start_job("save", Job(save_work(finished["tasks"], TrainConfig(**finished["config"])),
+                                        label="save"))
     tasks, seeds, config = settings_form("train")
     running = state.job("train") is not None
     go = st.button("Train", type="primary", key="train_go", disabled=running,

@@ -173,6 +173,11 @@ def test_train_page_trains_shows_gains_and_keeps_models():
     wait_for_job(at, "save")
     assert sorted(len(r.config["tasks"]) for r in list_runs()) == [1, 1, 2]
     assert charts(at) >= 3  # and the loss curves of the kept models
+    kept = dict(at.session_state["save_result"])
+    at.button(key="train_go").click().run()  # the same settings again: the stored runs serve, none is added
+    wait_for_job(at, "train")
+    assert at.session_state["save_result"] == kept
+    assert sorted(len(r.config["tasks"]) for r in list_runs()) == [1, 1, 2]
 
 
 def test_train_page_zero_tasks_and_one_task_show_errors():

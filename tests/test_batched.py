@@ -153,3 +153,54 @@ def test_bad_arguments_are_explained(digits):
         train_combinations(digits, COMBOS, config, [])
     with pytest.raises(ExplorerError, match="nope"):
         train_combinations(digits, [("digit", "nope")], config, [0])
+
+
+@pytest.mark.parametrize("name", ["digits", "news", "diamonds"])
+def test_extracted_slot_model_predicts_as_the_stack(name, digits, news):
+    from explorer.batched import slot_model
+
+    if name == "diamonds":
+        dataset, combos = load_dataset("diamonds"), [("price",), ("price", "cut")]
+    else:
+        dataset, combos = (digits, COMBOS) if name == "digits" else (news, [("outlet",), ("funding", "outlet")])
+    config = TrainConfig(train_size=60, hidden=8, embed_dim=8).resolve(dataset.modality)
+    tasks = list(dict.fromkeys(t for c in combos for t in c))
+    prepared = prepare(dataset, tasks, config)
+    stack = build_stack(prepared, combos, config, [3, 7])
+    with torch.no_grad():  # every slot different from its initialisation, as after training
+        for p in stack.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = prepared.x["test"][:50]
+    stacked = stack.eval()(x)
+    for c in range(stack.slots):
+        combo = combos[c % len(combos)]
+        model = slot_model(stack, c, restrict(prepared, combo), config)
+        assert list(model.heads) == list(combo)
+        with torch.no_grad():
+            out = model(x)
+        for task in combo:
+            torch.testing.assert_close(out[task], stacked[c][:, stack.head_slices[task]], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["batched", "sequential"])
+def test_kept_models_score_as_reported_and_save_as_runs(mode, digits):
+    from explorer.combos import to_train_result
+    from explorer.runs import load_run, save_run
+    from explorer.training import evaluate
+
+    config = TrainConfig(epochs=2, train_size=80, hidden=8, dropout=0.0).resolve(digits.modality)
+    combos = [("digit",), ("digit", "even")]
+    prepared = prepare(digits, ["digit", "even"], config)
+    runs = train_combinations(digits, combos, config, [0, 1], mode=mode, prepared=prepared, keep_models=True)
+    assert all(r.model is not None for r in runs)
+    assert all(r.model is None for r in train_combinations(digits, combos[:1], config, [0], mode=mode,
+                                                           prepared=prepared))
+    for run in runs:
+        again = evaluate(run.model, restrict(prepared, run.tasks), "test", "cpu")
+        for task in run.tasks:
+            assert primary(again[task]) == pytest.approx(primary(run.metrics[task]), abs=1e-9)
+    saved = load_run(save_run(to_train_result(runs[-1], prepared, config, digits)).id)
+    assert [t.name for t in saved.tasks] == ["digit", "even"] and saved.config["train"]["seed"] == 1
+    assert primary(saved.metrics["test"]["digit"]) == pytest.approx(primary(runs[-1].metrics["digit"]), abs=1e-12)
+    for key, value in runs[-1].model.state_dict().items():
+        assert torch.equal(saved.model().state_dict()[key], value)

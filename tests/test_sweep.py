@@ -1,5 +1,6 @@
 """The sweep: what gets trained, the report's keys and round trip, validation, and the CLI end to end."""
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -195,3 +196,40 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5", "--train-fraction", "0.1,x",
                  "--out", str(tmp_path / "r.json")])
     assert code == 2 and "is not a number" in capsys.readouterr().err
+
+
+def test_reuse_store_takes_stored_baselines_instead_of_training_them(digits, monkeypatch):
+    from explorer.combos import to_train_result
+    from explorer.runs import save_run
+
+    trained = []
+    real = sweep.train_combinations
+
+    def counting(dataset, combinations, config, seeds, **kwargs):
+        trained.extend((tuple(c), s) for s in seeds for c in combinations)
+        return real(dataset, combinations, config, seeds, **kwargs)
+
+    monkeypatch.setattr(sweep, "train_combinations", counting)
+    config = TrainConfig(epochs=2, hidden=8, train_size=120, dropout=0.0)
+    kwargs = dict(combinations=[("digit", "even")], seeds=2, config=config, affinity=False)
+    first = run_sweep(digits, ["digit", "even"], keep_models=True, **kwargs)
+    assert len(trained) == 6 and first.reused == {} and "models" not in first.to_dict()
+    assert {(r.tasks, r.seed) for r in first.models} == set(trained)
+    run = next(r for r in first.models if r.tasks == ("digit",) and r.seed == 0)
+    stored = save_run(to_train_result(run, first.prepared, TrainConfig(**first.config), digits))
+
+    trained.clear()
+    totals = []
+    second = run_sweep(digits, ["digit", "even"], reuse_store=True, progress=lambda e: totals.append(e["total"]),
+                       **kwargs)
+    assert sorted(trained) == sorted([(("digit",), 1), (("even",), 0), (("even",), 1),
+                                      (("digit", "even"), 0), (("digit", "even"), 1)])  # digit seed 0 is stored
+    assert second.reused == {"digit": [stored.id]} and second.to_dict()["reused"] == {"digit": [stored.id]}
+    assert second.models is None
+    assert second.single["digit"]["scores"][0] == first.single["digit"]["scores"][0]  # the stored score itself
+    assert second.single["digit"]["scores"][1] == pytest.approx(first.single["digit"]["scores"][1], abs=1e-6)
+    assert second.single["even"]["scores"] == pytest.approx(first.single["even"]["scores"], abs=1e-6)
+    assert totals and set(totals) == {120 * 5}  # the progress bar counts 5 models (120 rows each), not 6
+    # another seed or setting is another run: nothing reused
+    other = run_sweep(digits, ["digit", "even"], reuse_store=True, **{**kwargs, "config": replace(config, epochs=1)})
+    assert other.reused == {}
