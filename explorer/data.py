@@ -75,14 +75,18 @@ class Dataset:
         return h.hexdigest()[:16]
 
     def check_tasks(self, names: list[str]) -> list[str]:
-        """Validate a user's task selection; returns it without duplicates, in order."""
+        """Validate a user's task selection; returns it as a list, in order."""
         if not names:
             raise ExplorerError(f"No task selected. Choose one or more of: {', '.join(self.tasks)}.")
         unknown = [n for n in names if n not in self.tasks]
         if unknown:
             raise ExplorerError(f"Unknown task(s) {', '.join(map(repr, unknown))} for dataset '{self.name}'. "
                                 f"Available tasks: {', '.join(self.tasks)}.")
-        return list(dict.fromkeys(names))
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ExplorerError(f"Task(s) {', '.join(map(repr, twice))} listed more than once. "
+                                "Name each task once.")
+        return list(names)
 
     def split(self, seed: int = 0, train_size: float | int = 1.0) -> Split:
         """Deterministic train/validation/test split.

@@ -104,7 +104,9 @@ def test_split_without_a_stratifiable_task():
 
 
 def test_check_tasks(ds):
-    assert ds.check_tasks(["group", "value", "group"]) == ["group", "value"]
+    assert ds.check_tasks(["value", "group"]) == ["value", "group"]
+    with pytest.raises(ExplorerError, match="'group' listed more than once"):
+        ds.check_tasks(["group", "value", "group"])
     with pytest.raises(ExplorerError, match="No task selected"):
         ds.check_tasks([])
     with pytest.raises(ExplorerError, match=r"Unknown task\(s\) 'nope'.*Available tasks: group, partial, value"):
@@ -126,3 +128,4 @@ def test_fingerprint_tracks_data(ds):
     other.labels["group"] = other.labels["group"].copy()
     other.labels["group"][0] = (other.labels["group"][0] + 1) % 3
     assert other.fingerprint() != ds.fingerprint()
+
