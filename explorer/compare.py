@@ -20,6 +20,7 @@ from explorer.errors import ExplorerError
 from explorer.gains import Gain, delta_m, gain_stats, relative_gain
 from explorer.methods import REGISTRY, get_method, names
 from explorer.metrics import primary
+from explorer.runs import list_runs, reuse_key
 from explorer.training import Progress, TrainConfig, TrainResult, prepare, train
 
 BASELINE_METHOD = "ew"
@@ -57,6 +58,13 @@ class Comparison:
     single: dict[str, list[float]]        # task -> single-task primary score per seed (shared by all methods)
     methods: dict[str, MethodResult] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Not in to_dict (plain attributes, not fields). models: with keep_models=True, the first seed's
+        # TrainResults, ready for explorer.runs.save_run: models[method]["+".join(tasks)], the single-task
+        # baselines under BASELINE_METHOD. reused: task -> ids of stored runs that served as baselines.
+        self.models: dict[str, dict[str, TrainResult]] = {}
+        self.reused: dict[str, list[str]] = {}
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "tasks": self.tasks, "metric": self.metric, "seeds": self.seeds,
@@ -101,17 +109,27 @@ def _check(dataset: Dataset, tasks: list[str], methods: list[str], seeds: int) -
 
 
 def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seeds: int = 3,
-                    config: TrainConfig | None = None, progress: Progress | None = None) -> Comparison:
+                    config: TrainConfig | None = None, progress: Progress | None = None,
+                    keep_models: bool = False, reuse_store: bool = False) -> Comparison:
     """Train the single-task baselines and the combination under each method; gains per method.
 
     Seeds 0..seeds-1 change initialisation and batch order; the split stays
     ``config.split_seed``. ``progress`` gets each training event plus ``run``,
     ``runs``, ``label`` and ``fraction`` (of all runs); returning False cancels.
+
+    ``keep_models`` keeps the first seed's TrainResults in ``comparison.models``
+    (single-task baselines under ``BASELINE_METHOD``, the combination under each
+    method), so a caller can save them without training them again.
+    ``reuse_store`` takes a single-task baseline's test score from a stored run
+    with the same data, task, split, settings and seed instead of training it;
+    ``comparison.reused`` names those runs (they are in the store already, so
+    ``models`` leaves them out).
     """
     config = (config or TrainConfig()).resolve(dataset.modality)  # the JSON records the lr actually used
     tasks, methods = _check(dataset, tasks, methods, seeds)
     seed_list = list(range(seeds))
-    runs = len(seed_list) * (len(tasks) + len(methods))
+    stored = _stored_singles(dataset, tasks, config, seed_list) if reuse_store else {}
+    runs = len(seed_list) * (len(tasks) + len(methods)) - len(stored)
     done = 0
     start = time.perf_counter()
 
@@ -132,11 +150,25 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
 
     single: dict[str, list[float]] = {}
     metric: dict[str, str] = {}
+    kept: dict[str, dict[str, TrainResult]] = {}
+    reused: dict[str, list[str]] = {}
+    first = seed_list[0]
     for t in tasks:
-        prepared = prepare(dataset, [t], config)
-        results = [fit([t], BASELINE_METHOD, s, prepared) for s in seed_list]
-        single[t] = [primary(r.metrics[t]) for r in results]
-        metric[t] = results[0].metrics[t]["primary"]
+        prepared = None
+        metrics = []
+        for s in seed_list:
+            if (t, s) in stored:
+                run = stored[(t, s)]
+                reused.setdefault(t, []).append(run.id)
+                metrics.append(run.metrics["test"][t])
+                continue
+            prepared = prepared or prepare(dataset, [t], config)
+            result = fit([t], BASELINE_METHOD, s, prepared)
+            if keep_models and s == first:
+                kept.setdefault(BASELINE_METHOD, {})[t] = result
+            metrics.append(result.metrics[t])
+        single[t] = [primary(m) for m in metrics]
+        metric[t] = metrics[0]["primary"]
 
     settings = {k: v for k, v in config.to_dict().items() if k not in ("method", "seed")}  # these vary per run
     comparison = Comparison(dataset.name, tasks, metric, seed_list, settings, single)
@@ -144,6 +176,8 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
     for name in methods:
         began = time.perf_counter()
         results = [fit(tasks, name, s, prepared) for s in seed_list]
+        if keep_models:
+            kept.setdefault(name, {})["+".join(tasks)] = results[0]
         scores = {t: [primary(r.metrics[t]) for r in results] for t in tasks}
         gains = {t: gain_stats(scores[t], single[t]) for t in tasks}
         per_seed = [delta_m([relative_gain(scores[t][i], float(np.mean(single[t]))) for t in tasks])
@@ -153,4 +187,19 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
             float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else float("nan"),
             [r.weight_trace for r in results], [r.best_epoch for r in results], time.perf_counter() - began)
     comparison.seconds = time.perf_counter() - start
+    comparison.models, comparison.reused = kept, reused
     return comparison
+
+
+def _stored_singles(dataset: Dataset, tasks: list[str], config: TrainConfig, seeds: list[int]) -> dict:
+    """(task, seed) -> a stored single-task run trained exactly as its baseline would be, where one exists."""
+    fingerprint = dataset.fingerprint()
+    runs = list_runs()  # read the store once; find_runs would list it for every key
+    found = {}
+    for t in tasks:
+        for s in seeds:
+            key = reuse_key(fingerprint, [t], replace(config, method=BASELINE_METHOD, seed=s))
+            match = next((r for r in runs if r.config.get("key") == key and t in r.metrics.get("test", {})), None)
+            if match is not None:
+                found[(t, s)] = match
+    return found

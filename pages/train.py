@@ -142,7 +142,6 @@ def train_work(tasks: list[str], seeds: int, config: TrainConfig):
     store = home()  # the store at the time of the click, whatever changes while the job runs
 
     def work(progress):
-        saved = None
         if config.method == "ew":
             from explorer.sweep import run_sweep
             # single-task baselines already in the run store are reused, not trained again
@@ -157,15 +156,17 @@ def train_work(tasks: list[str], seeds: int, config: TrainConfig):
                        "device": rep.get("device", ""), "seconds": rep.get("seconds")}
         else:
             from explorer.compare import compare_methods
-            cmp = compare_methods(ds, tasks, [config.method], seeds, config, progress).to_dict()
+            # single-task baselines already in the run store are reused, not trained again
+            comparison = compare_methods(ds, tasks, [config.method], seeds, config, progress,
+                                         keep_models=True, reuse_store=True)
+            saved = keep_compared(comparison, tasks, config.method, store)
+            cmp = comparison.to_dict()
             m = cmp["methods"][config.method]
             outcome = {"gains": m["gains"], "delta_m": m["delta_m"], "single": cmp["single"],
                        "multi": m["scores"], "metric": cmp["metric"],
                        "device": describe(resolve_device(config.device)), "seconds": cmp["seconds"]}
-        out = {**outcome, "tasks": tasks, "seeds": seeds, "config": config.to_dict(), "dataset": ds.name}
-        if saved is not None:
-            out["saved"] = saved
-        return out
+        return {**outcome, "tasks": tasks, "seeds": seeds, "config": config.to_dict(), "dataset": ds.name,
+                "saved": saved}
     return work
 
 
@@ -192,45 +193,28 @@ def keep_first_seed(report, tasks: list[str], store) -> dict[str, str]:
     return saved
 
 
-def save_work(tasks: list[str], config: TrainConfig):
-    """Keep one model per combination (the first seed) in the run store, for the Explain and Models pages.
+def keep_compared(comparison, tasks: list[str], method: str, store) -> dict[str, str]:
+    """Save the first seed's models of a method comparison (together, and each task alone) in the run store.
 
-    Only for methods other than equal weights: their comparison does not keep its models, so they
-    are trained again here (equal weights saves the sweep's own models, see ``keep_first_seed``).
-
-    A model already in the store with the same data, tasks, split and settings is reused, not retrained.
-    Single-task models use equal weights, as the baselines of the comparison do.
+    They were trained already (each task alone with equal weights, as the comparison's baselines); one
+    with the same data, tasks, split and settings that is in the store (a reused baseline, or an earlier
+    click) is kept instead of saving a duplicate.
     """
-    from explorer.combos import restrict
-    from explorer.runs import find_runs, home, reuse_key, save_run
-    from explorer.training import prepare, train
+    from explorer.compare import BASELINE_METHOD
+    from explorer.runs import find_runs, reuse_key, save_run
 
-    store = home()  # the store at the time of the click, whatever changes while the job runs
-
-    # Resolved (the modality's default learning rate filled in) as the run store records it, so keys match.
-    config = config.resolve(ds.modality) if hasattr(config, "resolve") else config
-
-    def work(progress):
-        combos = [list(tasks)] + [[t] for t in tasks]
-        fingerprint = ds.fingerprint()
-        prepared = None  # one split and preprocessing serves every model (it does not depend on the tasks)
-        saved = {}
-        for i, combo in enumerate(combos):
-            cfg = config if len(combo) > 1 else replace(config, method="ew")
-            found = find_runs(reuse_key(fingerprint, combo, cfg), store)
-            if found:
-                saved["+".join(combo)] = found[0].id
-                continue
-            prepared = prepared or prepare(ds, list(tasks), config)
-
-            def cb(event, i=i, combo=combo):
-                share = event["step"] / max(1, event["total_steps"])
-                return progress({**event, "fraction": (i + share) / len(combos),
-                                 "label": f"{'+'.join(combo)} (seed {cfg.seed}) for the run store"})
-            result = train(ds, combo, cfg, progress=cb, prepared=restrict(prepared, combo))
-            saved["+".join(combo)] = save_run(result, store).id
-        return saved
-    return work
+    config = replace(TrainConfig(**comparison.config), seed=comparison.seeds[0])  # resolved, as trained
+    fingerprint = ds.fingerprint()
+    saved = {}
+    for combo in [list(tasks)] + [[t] for t in tasks]:
+        name = "+".join(combo)
+        used = method if len(combo) > 1 else BASELINE_METHOD
+        found = find_runs(reuse_key(fingerprint, combo, replace(config, method=used)), store)
+        if found:
+            saved[name] = found[0].id
+        elif (result := comparison.models.get(used, {}).get(name)) is not None:
+            saved[name] = save_run(result, store).id
+    return saved
 
 
 def show_train_result(res: dict) -> None:
@@ -316,16 +300,10 @@ def show_methods_result(res: dict) -> None:
 train_tab, methods_tab = st.tabs(["Train together vs alone", "Compare loss weighting methods"])
 with train_tab:
     collect("train")
-    collect("save")
     finished = st.session_state.pop("train_result", None)
-    if finished is not None:  # gains are in: show them, and keep the models in the background
+    if finished is not None:  # gains are in, and the training job kept the first seed's models
         st.session_state["train_shown"] = finished
-        st.session_state.pop("save_result", None)
-        if "saved" in finished:  # the training job saved its own models
-            st.session_state["save_result"] = finished["saved"]
-        else:
-            state.start_job("save", Job(save_work(finished["tasks"], TrainConfig(**finished["config"])),
-                                        label="save"))
+        st.session_state["save_result"] = finished.get("saved") or {}
     tasks, seeds, config = settings_form("train")
     running = state.job("train") is not None
     go = st.button("Train", type="primary", key="train_go", disabled=running,
@@ -339,22 +317,15 @@ with train_tab:
             config.validate()
             forget_outcome("train", "save")
             st.session_state.pop("train_shown", None)
-            if (j := state.job("save")) is not None:
-                j.cancel()
-                state.clear_job("save")
             state.start_job("train", Job(train_work(tasks, seeds, config), label="train"))
             st.rerun()  # redraw with the Train button disabled and the progress showing
     show_outcome("train")
-    show_outcome("save")
     if running:
         live("train", "Training")
     elif res := st.session_state.get("train_shown"):
         with state.friendly_errors("showing the result"):
             show_train_result(res)
-            if state.job("save") is not None:
-                live("save", "Keeping the first seed's models in the run store")
-            else:
-                show_saved(res["tasks"])
+            show_saved(res["tasks"])
 
 with methods_tab:
     collect("methods")

@@ -170,7 +170,6 @@ def test_train_page_trains_shows_gains_and_keeps_models():
     assert charts(at) >= 2  # gain bars, scores
     table = at.dataframe[0].value
     assert list(table["task"]) == ["digit", "even"] and set(table["verdict"]) <= {"helped", "hurt", "unclear"}
-    wait_for_job(at, "save")
     assert sorted(len(r.config["tasks"]) for r in list_runs()) == [1, 1, 2]
     assert charts(at) >= 3  # and the loss curves of the kept models
     kept = dict(at.session_state["save_result"])
@@ -178,6 +177,34 @@ def test_train_page_trains_shows_gains_and_keeps_models():
     wait_for_job(at, "train")
     assert at.session_state["save_result"] == kept
     assert sorted(len(r.config["tasks"]) for r in list_runs()) == [1, 1, 2]
+
+
+def test_train_page_with_another_method_keeps_the_comparisons_own_models():
+    at = open_page("train", **DIGITS)
+    tiny_settings(at, "train")
+    at.select_slider(key="train_size").set_value(0.1)
+    at.selectbox(key="train_method").set_value("uw")
+    at.button(key="train_go").click().run()
+    wait_for_job(at, "train")
+    assert "job_save" not in at.session_state  # nothing is trained again just to keep it
+    assert {"digit", "even"} <= {m.label for m in at.metric}
+    shown = at.session_state["train_shown"]
+    kept = dict(at.session_state["save_result"])
+    assert set(kept) == {"digit+even", "digit", "even"}
+    runs = {r.id: r for r in list_runs()}
+    assert set(runs) == set(kept.values())
+    assert runs[kept["digit+even"]].config["train"]["method"] == "uw"
+    for task in ("digit", "even"):
+        stored = runs[kept[task]]
+        assert stored.config["train"]["method"] == "ew" and stored.config["train"]["seed"] == 0
+        metric = shown["metric"][task]
+        assert stored.metrics["test"][task][metric] == pytest.approx(shown["single"][task][0])
+        together = runs[kept["digit+even"]].metrics["test"][task][metric]
+        assert together == pytest.approx(shown["multi"][task][0])
+    assert any("Kept in the run store" in c.value for c in at.caption)
+    at.button(key="train_go").click().run()  # again: the stored runs serve, none is added
+    wait_for_job(at, "train")
+    assert at.session_state["save_result"] == kept and len(list_runs()) == 3
 
 
 def test_train_page_zero_tasks_and_one_task_show_errors():
@@ -204,7 +231,6 @@ def test_two_sessions_training_at_once_keep_their_own_results():
         sessions[tuple(tasks)] = at
     for tasks, at in sessions.items():  # both jobs ran side by side in their own threads
         wait_for_job(at, "train")
-        wait_for_job(at, "save")
         shown = at.session_state["train_shown"]
         assert tuple(shown["tasks"]) == tasks and set(shown["gains"]) == set(tasks)
         assert set(at.session_state["save_result"]) == {"+".join(tasks), *tasks}

@@ -115,3 +115,44 @@ def test_compare_command_writes_json_and_html(tmp_path, capsys):
     assert data["methods"]["upgrad"]["gains"]["digit"]["verdict"] == "unclear"  # one seed cannot clear the noise
     assert html.read_text().startswith("<!DOCTYPE html>")
     assert main(["compare", "--dataset", "digits", "--tasks", "digit", "--methods", "pcgrad"]) == 2
+
+
+def test_keep_models_returns_the_first_seeds_results_ready_to_save(digits):
+    from explorer.runs import load_run, save_run
+
+    result = compare_methods(digits, TASKS, ["uw"], seeds=2, config=TINY, keep_models=True)
+    assert set(result.models) == {"ew", "uw"}
+    assert set(result.models["ew"]) == set(TASKS) and set(result.models["uw"]) == {"+".join(TASKS)}
+    assert "models" not in result.to_dict()
+    together = result.models["uw"]["+".join(TASKS)]
+    assert together.config.method == "uw" and together.config.seed == 0
+    for t in TASKS:
+        alone = result.models["ew"][t]
+        assert alone.config.method == "ew" and alone.config.seed == 0
+        reloaded = load_run(save_run(alone).id)
+        assert reloaded.metrics["test"][t]["primary"] == result.metric[t]
+        assert reloaded.metrics["test"][t][result.metric[t]] == pytest.approx(result.single[t][0])
+        stored = load_run(save_run(together).id).metrics["test"][t]
+        assert stored[result.metric[t]] == pytest.approx(result.methods["uw"].scores[t][0])
+    assert compare_methods(digits, TASKS, ["uw"], seeds=1, config=TINY).models == {}
+
+
+def test_reuse_store_takes_stored_baselines_instead_of_training(digits, monkeypatch):
+    from explorer.runs import save_run
+
+    first = compare_methods(digits, TASKS, ["ew"], seeds=1, config=TINY, keep_models=True)
+    ids = {t: save_run(first.models["ew"][t]).id for t in TASKS}
+    calls = []
+    real = compare_module.train
+
+    def spy(dataset, tasks, config, progress=None, prepared=None):
+        calls.append((tuple(tasks), config.method, config.seed))
+        return real(dataset, tasks, config, progress=progress, prepared=prepared)
+
+    monkeypatch.setattr(compare_module, "train", spy)
+    again = compare_methods(digits, TASKS, ["uw"], seeds=2, config=TINY, keep_models=True, reuse_store=True)
+    assert sorted(c for c in calls if len(c[0]) == 1) == [(("digit",), "ew", 1), (("even",), "ew", 1)]
+    assert again.reused == {t: [ids[t]] for t in TASKS}
+    assert "ew" not in again.models  # the stored seed-0 baselines were not trained, so none to keep
+    for t in TASKS:
+        assert again.single[t][0] == pytest.approx(first.single[t][0])
