@@ -20,7 +20,7 @@ from explorer.errors import ExplorerError
 from explorer.gains import Gain, delta_m, gain_stats, relative_gain
 from explorer.methods import REGISTRY, get_method, names
 from explorer.metrics import primary
-from explorer.runs import list_runs, reuse_key
+from explorer.runs import stored_runs
 from explorer.training import Progress, TrainConfig, TrainResult, prepare, train
 
 BASELINE_METHOD = "ew"
@@ -193,13 +193,5 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
 
 def _stored_singles(dataset: Dataset, tasks: list[str], config: TrainConfig, seeds: list[int]) -> dict:
     """(task, seed) -> a stored single-task run trained exactly as its baseline would be, where one exists."""
-    fingerprint = dataset.fingerprint()
-    runs = list_runs()  # read the store once; find_runs would list it for every key
-    found = {}
-    for t in tasks:
-        for s in seeds:
-            key = reuse_key(fingerprint, [t], replace(config, method=BASELINE_METHOD, seed=s))
-            match = next((r for r in runs if r.config.get("key") == key and t in r.metrics.get("test", {})), None)
-            if match is not None:
-                found[(t, s)] = match
-    return found
+    found = stored_runs(dataset.fingerprint(), [(t,) for t in tasks], replace(config, method=BASELINE_METHOD), seeds)
+    return {(combo[0], seed): run for (combo, seed), run in found.items() if combo[0] in run.metrics.get("test", {})}

@@ -18,7 +18,7 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -153,6 +153,24 @@ def list_runs(store: Path | None = None) -> list[Run]:
 
 def find_runs(key: str, store: Path | None = None) -> list[Run]:
     return [r for r in list_runs(store) if r.config.get("key") == key]
+
+
+def stored_runs(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig, seeds: list[int],
+                store: Path | None = None) -> dict[tuple[tuple[str, ...], int], Run]:
+    """(combination, seed) -> the newest stored run trained exactly so, where one exists.
+
+    Reads the store once, however many keys are asked for (``find_runs`` lists it per key).
+    """
+    by_key: dict[str, Run] = {}
+    for run in list_runs(store):  # newest first, so the first run seen for a key wins
+        by_key.setdefault(run.config.get("key"), run)
+    found = {}
+    for combo in combos:
+        for seed in seeds:
+            run = by_key.get(reuse_key(fingerprint, list(combo), replace(config, seed=seed)))
+            if run is not None:
+                found[(tuple(combo), seed)] = run
+    return found
 
 
 def delete_run(run_id: str, store: Path | None = None) -> None:

@@ -28,7 +28,7 @@ from explorer.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.grouping import groupings_for_budgets
 from explorer.methods import names as method_names
-from explorer.runs import list_runs, reuse_key
+from explorer.runs import stored_runs
 from explorer.training import TrainConfig, prepare
 from explorer.transfer import Transfer, combo_key, higher_order, transfer_from_runs
 
@@ -412,19 +412,10 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
 def _stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig,
                     seeds: list[int]) -> dict[tuple, ComboRun]:
     """(single-task combination, seed) -> its scores from a stored run with the same key, where one exists."""
-    runs = list_runs()  # read the store once; find_runs would list it for every key
-    found = {}
-    for combo in combos:
-        if len(combo) != 1:
-            continue
-        for seed in seeds:
-            key = reuse_key(fingerprint, list(combo), dataclasses.replace(config, seed=seed))
-            match = next((r for r in runs if r.config.get("key") == key), None)
-            if match is not None:
-                found[(combo, seed)] = ComboRun(combo, seed, match.metrics["test"],
-                                                int(match.config.get("best_epoch", 0)), match.history(),
-                                                run_id=match.id)
-    return found
+    singles = [combo for combo in combos if len(combo) == 1]
+    return {(combo, seed): ComboRun(combo, seed, run.metrics["test"], int(run.config.get("best_epoch", 0)),
+                                    run.history(), run_id=run.id)
+            for (combo, seed), run in stored_runs(fingerprint, singles, config, seeds).items()}
 
 
 def _size_entry(size, rows: int, transfer: Transfer) -> dict:

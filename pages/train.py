@@ -177,16 +177,16 @@ def keep_first_seed(report, tasks: list[str], store) -> dict[str, str]:
     (a reused baseline, or an earlier click) is kept instead of saving a duplicate.
     """
     from explorer.combos import to_train_result
-    from explorer.runs import find_runs, reuse_key, save_run
+    from explorer.runs import save_run, stored_runs
 
     seed = report.seeds[0]
     config = replace(TrainConfig(**report.config), seed=seed)  # resolved, as the sweep trained them
-    fingerprint = ds.fingerprint()
+    combos = [tuple(tasks)] + [(t,) for t in tasks]
+    stored = stored_runs(ds.fingerprint(), combos, config, [seed], store)
     saved = {}
-    for combo in [tuple(tasks)] + [(t,) for t in tasks]:
-        found = find_runs(reuse_key(fingerprint, list(combo), config), store)
-        if found:
-            saved["+".join(combo)] = found[0].id
+    for combo in combos:
+        if (found := stored.get((combo, seed))) is not None:
+            saved["+".join(combo)] = found.id
             continue
         run = next(r for r in report.models if r.seed == seed and set(r.tasks) == set(combo))
         saved["+".join(combo)] = save_run(to_train_result(run, report.prepared, config, ds), store).id

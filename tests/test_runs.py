@@ -70,3 +70,12 @@ def test_long_names_keep_run_ids_unique(result, monkeypatch):
     first, second = save_run(result), save_run(result)
     assert first.id != second.id and len(first.id) <= 150
     assert first.id.split("-")[-1] != "" and load_run(second.id).id == second.id
+
+
+def test_stored_runs_finds_runs_by_combination_and_seed(result):
+    from explorer.runs import stored_runs
+    first, second = save_run(result), save_run(result)
+    found = stored_runs(result.dataset_fingerprint, [("digit", "ink"), ("digit",)], result.config,
+                        [result.config.seed, result.config.seed + 1])
+    assert list(found) == [(("digit", "ink"), result.config.seed)]
+    assert found[(("digit", "ink"), result.config.seed)].id in {first.id, second.id}
