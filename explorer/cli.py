@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from explorer.commands import discover
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled:
         print("cancelled", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error of ours, and no traceback either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was saved", file=sys.stderr)
         return 130

@@ -46,3 +46,14 @@ def test_datasets_lists_tasks(capsys):
     listed = {d["name"]: [t["task"] for t in d["tasks"]] for d in json.loads(capsys.readouterr().out)}
     assert {"news", "hotels", "diamonds", "digits"} <= set(listed)
     assert "outlet" in listed["news"] and "price" in listed["diamonds"]
+
+
+
+def test_output_cut_short_by_a_pipe_is_not_a_traceback(monkeypatch):
+    import io
+    import os
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone, as after `| head -1`
+    stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), line_buffering=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["datasets"]) == 0
