@@ -28,10 +28,10 @@ from explorer.data import Dataset
 from explorer.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.metrics import task_metrics
-from explorer.sparse_adam import EmbeddingAdam, hot_rows
+from explorer.sparse_adam import EmbeddingAdam
 from explorer.training import Prepared, TrainConfig, decode_predictions, model_spec
 from models import MultiTaskModel
-from models.stacked import BagOfWords, StackedModel, document_frequency
+from models.stacked import BagOfWords, StackedModel
 
 MODES = ("batched", "sequential")
 EVAL_BATCH = 512
@@ -300,12 +300,9 @@ class _TextStep:
         self.stack = stack
         self.table = stack.embedding
         self.table.requires_grad_(False)  # updated by self.adam, never by autograd
-        vocab = self.table.shape[1]
-        frequency = document_frequency(x_train, vocab).cpu()
-        self.hot = hot_rows(frequency, vocab, config.batch_size)
-        self.adam = EmbeddingAdam(self.table.data, self.hot, config.lr)
+        self.adam = EmbeddingAdam(self.table.data, config.lr)
+        self.documents = BagOfWords(x_train, self.table.shape[1])  # every training document, built once
         self.bags: list[BagOfWords] = []
-        self.cold: list[tuple] = []
         self.leaf: torch.Tensor | None = None
 
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -315,26 +312,17 @@ class _TextStep:
     def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         for p in self.parameters():
             p.grad = None
-        vocab = self.table.shape[1]
-        self.bags = [BagOfWords(x[r], vocab) for r in rows]
-        self.cold, parts = [], []
+        self.bags = [self.documents.select(r) for r in rows]
         with torch.no_grad():
             for g, bag in enumerate(self.bags):
-                cold_rows = bag.rows[int(torch.searchsorted(bag.rows, self.hot)):]
-                cold = self.adam.gather(g, cold_rows)
-                self.cold.append((cold_rows, cold))
-                parts.append(bag.pool_split(self.table[g], self.hot, cold[0]))
-        self.leaf = torch.stack(parts).requires_grad_()
+                self.adam.refresh(g, bag.rows)  # the steps these rows missed, before the batch reads them
+            self.leaf = torch.stack([bag.pool(self.table[g]) for g, bag in enumerate(self.bags)])
+        self.leaf.requires_grad_()
         return self.stack.decode(self.stack.features(self.stack.unstack_groups(self.leaf)))
 
     @torch.no_grad()
     def finish_backward(self) -> None:
-        updates = []
-        for g, (bag, (cold_rows, cold)) in enumerate(zip(self.bags, self.cold)):
-            grad = bag.table_grad(self.leaf.grad[g])  # rows in ascending order: hot ones first
-            n_hot = len(bag.rows) - len(cold_rows)
-            updates.append((bag.rows[:n_hot], grad[:n_hot], cold_rows, cold, grad[n_hot:]))
-        self.adam.step(updates)
+        self.adam.step([(bag.rows, bag.table_grad(self.leaf.grad[g])) for g, bag in enumerate(self.bags)])
 
     def flush(self) -> None:
         self.adam.flush()

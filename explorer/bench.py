@@ -4,8 +4,9 @@ Both modes train every single task and every pair of ``n_tasks`` tasks with the
 same seeds and the same number of epochs (early stopping off, so both do the
 same work), in one process. Besides the wall-clock ratio it reports the
 achieved arithmetic rate against the machine's measured float32 matmul rate,
-the memory traffic of the optimiser against the measured copy bandwidth (the
-text model's embedding makes the work memory-bound), and peak resident memory.
+and the roofline: the least memory traffic the optimiser needs, at the
+measured copy bandwidth, bounds the rate (the text model's embedding makes the
+work memory-bound); and peak resident memory.
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from dataclasses import replace
 
 import torch
 
+from explorer import row_kernels
 from explorer.batched import train_combinations
 from explorer.data import Dataset
 from explorer.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.training import Prepared, TrainConfig, prepare
+from models.stacked import BagOfWords
 
 def pairwise(tasks: list[str]) -> list[tuple[str, ...]]:
     return [(t,) for t in tasks] + list(itertools.combinations(tasks, 2))
@@ -124,6 +127,33 @@ def model_flops(prepared: Prepared, combinations: list[tuple[str, ...]], config:
             "optimizer_steps": config.epochs * -(-n_train // config.batch_size)}
 
 
+ADAM_BYTES = 7 * 4  # per float32 parameter and step: read p, g, m, v; write p, m, v
+
+
+def minimum_traffic(prepared: Prepared, combinations: list[tuple[str, ...]], config: TrainConfig) -> dict:
+    """A lower bound on the memory traffic of training every combination once (one seed), in bytes.
+
+    Adam must read and write each updated parameter and its two moments at
+    every step: all dense parameters, and of a text model's embedding only the
+    rows a batch touches (counted over one epoch's batches). Everything else
+    (activations, the forward pass, evaluation) is left out, so the roofline
+    computed from it is an upper bound on the attainable rate.
+    """
+    n = len(prepared.x["train"])
+    steps = config.epochs * -(-n // config.batch_size)
+    work = model_flops(prepared, combinations, config)
+    pre = prepared.preprocessor
+    embedding = pre.input_spec["vocab_size"] * config.embed_dim if pre.modality == "text" else 0
+    dense = work["parameters"] - embedding * len(combinations)
+    touched = 0.0
+    if pre.modality == "text":
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(0)).split(config.batch_size)
+        bags = BagOfWords(prepared.x["train"], pre.input_spec["vocab_size"])
+        touched = sum(len(bags.select(b).rows) for b in order) / len(order)
+    rows_bytes = steps * touched * config.embed_dim * len(combinations) * ADAM_BYTES
+    return {"bytes": int(steps * dense * ADAM_BYTES + rows_bytes), "touched_rows_per_step": round(touched, 1)}
+
+
 def _time(fn) -> tuple[float, float, float]:
     """(wall seconds, process CPU seconds, peak RSS MiB during ``fn``)."""
     reset = _peak_rss_reset()
@@ -154,8 +184,13 @@ def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
                  "device": describe(dev), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                  "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                  "prepare_seconds": round(prepare_s, 2), "rss_before_mib": round(start_rss, 1)}
-    # the first optimiser of a process imports torch's compiler stack (seconds): not either mode's cost
+    # one-off costs of a process, not of a sweep, timed apart: the first optimiser imports torch's
+    # compiler stack, and the first text sweep loads (or, on a new machine, compiles) the row kernels
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1, device=dev))])
+    t0 = time.perf_counter()
+    kernels = row_kernels.load() if dataset.modality == "text" and dev.type == "cpu" else None
+    out["row_kernels"] = "numba" if kernels is not None else "torch ops"
+    out["kernel_load_seconds"] = round(time.perf_counter() - t0, 2)
     work = model_flops(prepared, combos, config)
     out.update(model_flops=work["model_flops"] * seeds, parameters=work["parameters"] * seeds,
                optimizer_steps=work["optimizer_steps"])
@@ -174,8 +209,15 @@ def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
             out[mode]["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 20, 1)
     out["matmul_gflops"] = round(matmul_peak(dev), 1)
     out["copy_gb_per_s"] = round(copy_bandwidth(dev), 1)
+    # roofline: at the measured copy bandwidth, moving the least traffic the work needs bounds the rate
+    traffic = minimum_traffic(prepared, combos, config)
+    out["minimum_traffic_gb"] = round(traffic["bytes"] * seeds / 1e9, 2)
+    out["touched_rows_per_step"] = traffic["touched_rows_per_step"]
+    seconds_at_bandwidth = traffic["bytes"] * seeds / (out["copy_gb_per_s"] * 1e9)
+    out["roofline_gflops"] = round(min(out["matmul_gflops"], out["model_flops"] / seconds_at_bandwidth / 1e9), 1)
     for mode in modes:
         out[mode]["share_of_matmul_peak"] = round(out[mode]["gflops"] / out["matmul_gflops"], 5)
+        out[mode]["share_of_roofline"] = round(out[mode]["gflops"] / out["roofline_gflops"], 4)
     if "batched" in out and "sequential" in out:
         out["speedup"] = round(out["sequential"]["seconds"] / out["batched"]["seconds"], 2)
     out["process_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -206,12 +248,22 @@ def format_table(result: dict) -> str:
              f"work: {result['model_flops'] / 1e9:.1f} GFLOP (model, analytic), "
              f"{result['parameters'] / 1e6:.1f} M parameters, {result['optimizer_steps']} optimiser steps",
              f"machine: float32 matmul {result['matmul_gflops']:.1f} GFLOP/s, copy {result['copy_gb_per_s']:.1f} GB/s",
+             f"embedding rows updated by {result['row_kernels']} (loaded in {result['kernel_load_seconds']:.1f} s, "
+             "once per process, not counted below)",
              "",
-             f"{'mode':<11}{'seconds':>9}{'cpu s':>9}{'GFLOP/s':>9}{'% of matmul':>13}{'peak RSS MiB':>14}"]
+             f"roofline: Adam alone must move {result['minimum_traffic_gb']:.1f} GB "
+             f"({result['touched_rows_per_step']:.0f} embedding rows touched per step), so at "
+             f"{result['copy_gb_per_s']:.1f} GB/s this work cannot run faster than "
+             f"{result['roofline_gflops']:.1f} GFLOP/s = "
+             f"{100 * result['roofline_gflops'] / result['matmul_gflops']:.0f}% of the matmul peak",
+             "",
+             f"{'mode':<11}{'seconds':>9}{'cpu s':>9}{'GFLOP/s':>9}{'% of matmul':>13}{'% of roofline':>15}"
+             f"{'peak RSS MiB':>14}"]
     for m in modes:
         r = result[m]
         lines.append(f"{m:<11}{r['seconds']:>9.1f}{r['cpu_seconds']:>9.1f}{r['gflops']:>9.2f}"
-                     f"{100 * r['share_of_matmul_peak']:>12.2f}%{r['peak_rss_mib']:>14.0f}")
+                     f"{100 * r['share_of_matmul_peak']:>12.2f}%{100 * r['share_of_roofline']:>14.1f}%"
+                     f"{r['peak_rss_mib']:>14.0f}")
     if "speedup" in result:
         lines += ["", f"batched is {result['speedup']:.1f}x faster than sequential"]
     load = (result.get("load_average") or [0.0])[0]

@@ -3,11 +3,10 @@
 ``torch.optim.Adam`` on an embedding updates every row at every step: a row
 with no gradient still moves, by its decaying momentum. For the stacked text
 models of a sweep (a [vocab, combinations x dim] table) that full pass is most
-of the work. Here the frequent rows (a prefix of the vocabulary, which is
-ordered by frequency) are updated densely, and every other row only when a
-batch uses it, after first applying the zero-gradient steps it missed in closed
-form: with g = 0 for n steps, m and v decay as beta1^n and beta2^n and the
-parameter moves by
+of the work. Here a row is updated only when a batch uses it: just before the
+batch reads it, ``refresh`` applies the zero-gradient steps it missed, in
+closed form: with g = 0 for n steps, m and v decay as beta1^n and beta2^n and
+the parameter moves by
 
     lr * m0 / (sqrt(v0) + c) * sum_{j=1..n} r^j * sqrt(1 - beta2^(t0+j)) / (1 - beta1^(t0+j)),
     r = beta1 / sqrt(beta2),
@@ -19,16 +18,21 @@ exact for one missed step and leaves a third-order error otherwise, so the
 table follows dense Adam to about float32 rounding, even for the tiny gradients of
 rare words (tests/test_sparse_adam.py compares the two). This is dense Adam,
 not a different optimiser such as SparseAdam, whose untouched rows just wait.
+
+On the CPU both updates run as one-pass kernels (``explorer.row_kernels``);
+elsewhere, or without numba, as torch ops on gathered copies of the rows.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
+from explorer import row_kernels
+
 WINDOW = 512          # missed steps beyond this weigh r^512 < 1e-23: nothing in float32
-FLUSH_ROWS = 1024      # rows per block of a flush, small enough to stay in cache
-LAZY_COST = 12.0      # a lazily updated row's cost relative to a dense one (measured on CPU)
+FLUSH_ROWS = 4096     # rows per block of a flush
 
 
 def adam_(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, step: int, lr: float,
@@ -46,34 +50,23 @@ def adam_(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, st
     p.addcdiv_(m, denom, value=-lr / (1 - beta1 ** step))
 
 
-def hot_rows(token_frequency: torch.Tensor, rows: int, batch_size: int) -> int:
-    """How many leading rows to update densely: the prefix minimising the expected cost per step.
-
-    ``token_frequency`` is each row's share of training documents containing it;
-    a row is in a batch with probability 1 - (1 - f)^batch_size.
-    """
-    touched = 1 - (1 - token_frequency.double().clamp(0, 1)) ** batch_size
-    lazy_after = torch.cat([touched.flip(0).cumsum(0).flip(0), touched.new_zeros(1)])  # sum over r >= H
-    cost = torch.arange(rows + 1, dtype=torch.float64) + LAZY_COST * lazy_after
-    return int(cost.argmin())
-
-
 class EmbeddingAdam:
-    """Adam on ``table`` [groups, V, W]; rows [0, hot) dense, the rest lazily (see the module doc)."""
+    """Adam on ``table`` [groups, V, W], updating the rows each step touches (see the module doc)."""
 
-    def __init__(self, table: torch.Tensor, hot: int, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.table, self.hot, self.lr, self.betas, self.eps = table, hot, lr, betas, eps
+    def __init__(self, table: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8,
+                 kernels: bool = True):
+        self.table, self.lr, self.betas, self.eps = table, lr, betas, eps
         self.m = torch.zeros_like(table)
         self.v = torch.zeros_like(table)
-        self.hot_grad = torch.zeros_like(table[0, :hot])  # one group at a time; non-zero in these rows:
-        self.hot_touched = torch.zeros(0, dtype=torch.long, device=table.device)
         groups, vocab, _ = table.shape
-        self.last = torch.zeros(groups, vocab, dtype=torch.long, device=table.device)
+        self.last = torch.zeros(groups, vocab, dtype=torch.long, device=table.device)  # rows current as of
         self.t = 0                                       # completed steps
         self.r = betas[0] / math.sqrt(betas[1])
         self.sums = torch.zeros(1024, dtype=torch.float64)  # sums[t0]: the closed-form sum from t0 to t
         self.eps_sums = torch.zeros(1024, dtype=torch.float64)  # the same sum weighting each step's epsilon
         self.eps2_sums = torch.zeros(1024, dtype=torch.float64)  # ... and its square
+        on_cpu = table.device.type == "cpu" and table.dtype == torch.float32
+        self.kernels = row_kernels.load() if kernels and on_cpu else None
 
     # -- the closed form ----------------------------------------------------------------------
     def _advance(self) -> None:
@@ -119,45 +112,52 @@ class EmbeddingAdam:
         v.mul_(decay2)
 
     # -- per step -------------------------------------------------------------------------------
-    def gather(self, group: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Cold ``rows`` (all >= hot) of a group brought up to date: (param, m, v) copies for ``step``."""
-        p = self.table[group].index_select(0, rows)
-        m = self.m[group].index_select(0, rows)
-        v = self.v[group].index_select(0, rows)
-        self._catch_up_(p, m, v, self.last[group, rows])
-        return p, m, v
+    def refresh(self, group: int, rows: torch.Tensor) -> None:
+        """Bring ``rows`` of ``group`` up to date in place (before a batch reads them)."""
+        last = self.last[group, rows]
+        stale = last < self.t
+        rows, last = rows[stale], last[stale]
+        if not len(rows):
+            return
+        p, m, v = self.table[group], self.m[group], self.v[group]
+        if self.kernels is not None:
+            coefficients = [x.view(-1).numpy() for x in self._coefficients(last, torch.float32)]
+            row_kernels.run(self.kernels.catch_up_rows, len(rows), p.numpy(), m.numpy(), v.numpy(),
+                            rows.numpy(), *coefficients)
+        else:
+            rp, rm, rv = (x.index_select(0, rows) for x in (p, m, v))
+            self._catch_up_(rp, rm, rv, last)
+            for x, part in ((p, rp), (m, rm), (v, rv)):
+                x.index_copy_(0, rows, part)
+        self.last[group, rows] = self.t
 
-    def step(self, updates: list[tuple]) -> None:
-        """One Adam step of every row.
-
-        ``updates`` holds per group: the batch's hot rows and their gradient, its
-        cold rows, what ``gather`` returned for them, and their gradient.
-        """
+    def step(self, updates: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """One Adam step of every row: ``updates`` holds per group the rows a batch touched (refreshed
+        before it read them, in ascending order) and their gradient; every other row's step is owed."""
         self.t += 1
-        for group, (hot_rows_, hot_grad, cold_rows, cold, cold_grad) in enumerate(updates):
-            if self.hot:
-                grad = self.hot_grad
-                grad.index_fill_(0, self.hot_touched, 0.0)  # cheaper than zeroing all hot rows
-                grad.index_copy_(0, hot_rows_, hot_grad)
-                self.hot_touched = hot_rows_
-                adam_(self.table[group, :self.hot], grad, self.m[group, :self.hot], self.v[group, :self.hot],
-                      self.t, self.lr, self.betas, self.eps)
-            if len(cold_rows):
-                p, m, v = cold
-                adam_(p, cold_grad, m, v, self.t, self.lr, self.betas, self.eps)
-                self.table[group].index_copy_(0, cold_rows, p)
-                self.m[group].index_copy_(0, cold_rows, m)
-                self.v[group].index_copy_(0, cold_rows, v)
-                self.last[group, cold_rows] = self.t
+        beta1, beta2 = self.betas
+        for group, (rows, grad) in enumerate(updates):
+            if not len(rows):
+                continue
+            p, m, v = self.table[group], self.m[group], self.v[group]
+            if self.kernels is not None:
+                f = np.float32
+                row_kernels.run(self.kernels.adam_rows, len(rows), p.numpy(), m.numpy(), v.numpy(),
+                                rows.numpy(), grad.contiguous().numpy(), f(self.lr / (1 - beta1 ** self.t)),
+                                f(1 - beta1), f(1 - beta2), f(beta2), f(math.sqrt(1 - beta2 ** self.t)),
+                                f(self.eps))
+            else:
+                rp, rm, rv = (x.index_select(0, rows) for x in (p, m, v))
+                adam_(rp, grad, rm, rv, self.t, self.lr, self.betas, self.eps)
+                for x, part in ((p, rp), (m, rm), (v, rv)):
+                    x.index_copy_(0, rows, part)
+            self.last[group, rows] = self.t
         self._advance()
 
     @torch.no_grad()
     def flush(self) -> None:
-        """Bring every cold row up to date (before the table is read as a whole)."""
+        """Bring every row up to date (before the table is read as a whole)."""
         vocab = self.table.shape[1]
         for group in range(self.table.shape[0]):
-            for start in range(self.hot, vocab, FLUSH_ROWS):
-                rows = slice(start, min(start + FLUSH_ROWS, vocab))
-                self._catch_up_(self.table[group, rows], self.m[group, rows], self.v[group, rows],
-                                self.last[group, rows])
-        self.last[:, self.hot:] = self.t
+            for start in range(0, vocab, FLUSH_ROWS):
+                self.refresh(group, torch.arange(start, min(start + FLUSH_ROWS, vocab), device=self.table.device))

@@ -167,46 +167,39 @@ class BagOfWords:
         lengths = mask.sum(1).clamp(min=1)
         docs_all = torch.arange(b, device=tokens.device).unsqueeze(1).expand_as(tokens)
         keys, counts = torch.unique(docs_all[mask] * vocab_size + tokens[mask], return_counts=True)
-        self.docs, self.tokens = keys // vocab_size, keys % vocab_size  # sorted by document, then token
-        self.weights = counts.to(torch.float32) / lengths[self.docs]
-        self.doc_offsets = torch.searchsorted(self.docs, torch.arange(b, device=tokens.device))
-        self.by_token = torch.argsort(self.tokens, stable=True)
-        self.rows, row_counts = torch.unique_consecutive(self.tokens[self.by_token], return_counts=True)
+        docs, tokens = keys // vocab_size, keys % vocab_size  # sorted by document, then token
+        self._index(docs, tokens, counts.to(torch.float32) / lengths[docs], b)
+
+    def _index(self, docs: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor, b: int) -> None:
+        self.docs, self.tokens, self.weights = docs, tokens, weights
+        self.doc_offsets = torch.searchsorted(docs, torch.arange(b, device=docs.device))
+        self.by_token = torch.argsort(tokens, stable=True)
+        self.rows, row_counts = torch.unique_consecutive(tokens[self.by_token], return_counts=True)
         self.row_offsets = torch.cumsum(row_counts, 0) - row_counts
+
+    def select(self, documents: torch.Tensor) -> "BagOfWords":
+        """The bag of documents ``documents`` (indices into this bag's), in that order.
+
+        Cheaper than building it from their tokens: a training loop builds the
+        bag of the whole training set once and selects each batch from it.
+        """
+        starts = self.doc_offsets[documents]
+        ends = torch.cat([self.doc_offsets[1:], self.doc_offsets.new_tensor([len(self.docs)])])[documents]
+        lengths = ends - starts
+        docs = torch.repeat_interleave(torch.arange(len(documents), device=starts.device), lengths)
+        first = torch.cumsum(lengths, 0) - lengths
+        entries = torch.arange(len(docs), device=starts.device) - first[docs] + starts[docs]
+        bag = BagOfWords.__new__(BagOfWords)
+        bag._index(docs, self.tokens[entries], self.weights[entries], len(documents))
+        return bag
 
     def pool(self, table: torch.Tensor) -> torch.Tensor:
         """[V, W] -> [B, W]: each document's weighted sum of its tokens' rows."""
         return F.embedding_bag(self.tokens, table, self.doc_offsets, mode="sum",
                                per_sample_weights=self.weights.to(table.dtype))
 
-    def pool_split(self, table: torch.Tensor, hot: int, cold_table: torch.Tensor) -> torch.Tensor:
-        """``pool`` where the rows >= ``hot`` are read from ``cold_table`` instead, in ``rows`` order.
-
-        For an optimiser that keeps the rarely used rows apart (``explorer.sparse_adam``).
-        """
-        b = len(self.doc_offsets)
-        docs_range = torch.arange(b, device=self.docs.device)
-        is_hot = self.tokens < hot
-        n_hot = int(torch.searchsorted(self.rows, hot))
-        out = None
-        for keep, ids, source in ((is_hot, self.tokens, table),
-                                  (~is_hot, torch.searchsorted(self.rows, self.tokens) - n_hot, cold_table)):
-            if not keep.any():
-                continue
-            part = F.embedding_bag(ids[keep], source, torch.searchsorted(self.docs[keep], docs_range),
-                                   mode="sum", per_sample_weights=self.weights[keep].to(source.dtype))
-            out = part if out is None else out + part
-        return out if out is not None else table.new_zeros(b, table.shape[1])
-
     def table_grad(self, grad_pooled: torch.Tensor) -> torch.Tensor:
         """Gradient of the table's rows ``self.rows`` given d(loss)/d(pool) [B, W] -> [len(rows), W]."""
         return F.embedding_bag(self.docs[self.by_token], grad_pooled, self.row_offsets, mode="sum",
                                per_sample_weights=self.weights[self.by_token].to(grad_pooled.dtype))
 
-
-def document_frequency(tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """Each token id's share of the documents (rows of ``tokens``) containing it; padding counts 0."""
-    docs = torch.arange(len(tokens), device=tokens.device).unsqueeze(1).expand_as(tokens)
-    mask = tokens != 0
-    pairs = torch.unique(docs[mask] * vocab_size + tokens[mask])
-    return torch.bincount(pairs % vocab_size, minlength=vocab_size) / max(1, len(tokens))

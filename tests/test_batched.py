@@ -9,7 +9,7 @@ from explorer.errors import Cancelled, ExplorerError
 from explorer.metrics import primary
 from explorer.training import TrainConfig, model_spec, prepare
 from models import MultiTaskModel
-from models.stacked import BagOfWords, document_frequency
+from models.stacked import BagOfWords
 from tests.helpers import tiny_digits
 
 COMBOS = [("digit",), ("even",), ("ink",), ("digit", "even"), ("even", "ink")]
@@ -71,16 +71,16 @@ def test_batched_is_the_sequential_computation_without_dropout(digits):
     _assert_same_runs(seq, bat)
 
 
-@pytest.mark.parametrize("hot", ["chosen", 0])
-def test_batched_text_is_the_sequential_computation_without_dropout(hot, news, monkeypatch):
-    """The bag-of-words gradients and the lazy-row Adam give what nn.Embedding and torch Adam give.
+@pytest.mark.parametrize("kernels", ["numba", "torch ops"])
+def test_batched_text_is_the_sequential_computation_without_dropout(kernels, news, monkeypatch):
+    """The bag-of-words gradients and the lazy-row Adam give what nn.Embedding and torch Adam give,
+    with the compiled row kernels and with the torch-ops fallback."""
+    import explorer.row_kernels
 
-    ``hot=0`` sends every embedding row through the lazy (catch-up) path.
-    """
-    import explorer.batched
-
-    if hot == 0:
-        monkeypatch.setattr(explorer.batched, "hot_rows", lambda *args: 0)
+    if kernels == "torch ops":
+        monkeypatch.setattr(explorer.row_kernels, "load", lambda: None)
+    else:
+        assert explorer.row_kernels.load() is not None, "numba is pinned in requirements.txt"
     combos = [("outlet",), ("funding",), ("outlet", "funding")]
     config = TrainConfig(epochs=3, patience=0, train_size=200, hidden=8, embed_dim=8, dropout=0.0, max_len=64)
     _assert_same_runs(train_combinations(news, combos, config, [5], mode="sequential"),
@@ -101,9 +101,12 @@ def test_bag_of_words_pools_like_the_text_encoder():
     ((leaf[tokens] * mask).sum(1) / mask.sum(1) * g).sum().backward()
     assert bag.rows.tolist() == [1, 2, 3, 4, 5, 6]
     assert torch.allclose(bag.table_grad(g), leaf.grad[bag.rows], atol=1e-6)
-    # rows < 4 from the table, the others from a separate copy of those rows (lazy optimiser)
-    assert torch.allclose(bag.pool_split(table, 4, table[bag.rows[3:]]), expected, atol=1e-6)
-    assert document_frequency(tokens, 7).tolist() == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3, 1 / 3, 1 / 3, 1 / 3])
+    # a batch selected from the bag of every document is the bag built from its own tokens
+    batch = torch.tensor([2, 0])
+    selected, built = bag.select(batch), BagOfWords(tokens[batch], 7)
+    for name in ("docs", "tokens", "weights", "doc_offsets", "rows", "row_offsets"):
+        assert torch.equal(getattr(selected, name), getattr(built, name)), name
+    assert torch.allclose(selected.pool(table), expected[batch], atol=1e-6)
 
 
 def test_modes_agree_within_seed_noise(digits):

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from explorer.bench import format_table, pairwise, run_bench
 from explorer.cli import main
 from explorer.datasets import load_dataset
@@ -14,10 +16,11 @@ def test_bench_times_both_modes_on_a_tiny_sweep():
     assert result["combinations"] == 3 and result["models"] == 3
     for mode in ("batched", "sequential"):
         assert result[mode]["seconds"] > 0 and result[mode]["gflops"] > 0
-        assert 0 < result[mode]["share_of_matmul_peak"] < 1
+        assert 0 < result[mode]["share_of_matmul_peak"] < 1 and result[mode]["share_of_roofline"] > 0
+    assert 0 < result["roofline_gflops"] <= result["matmul_gflops"]
     assert result["speedup"] > 0 and result["matmul_gflops"] > 0 and result["model_flops"] > 0
     table = format_table(result)
-    assert "batched" in table and "sequential" in table and "faster" in table
+    assert "batched" in table and "sequential" in table and "faster" in table and "roofline" in table
 
 
 def test_bench_command_prints_json(capsys):
@@ -30,3 +33,23 @@ def test_bench_command_prints_json(capsys):
 def test_bench_refuses_a_single_task(capsys):
     assert main(["bench", "--dataset", "digits", "--tasks", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_minimum_traffic_counts_adam_on_touched_embedding_rows():
+    import torch
+
+    from explorer.bench import ADAM_BYTES, minimum_traffic
+    from explorer.training import TrainConfig, model_spec, prepare
+    from models import MultiTaskModel
+
+    config = TrainConfig(epochs=2, train_size=100, batch_size=32, embed_dim=4, hidden=4, max_len=32).resolve("text")
+    prepared = prepare(load_dataset("news"), ["outlet"], config)
+    x = prepared.x["train"]
+    batches = torch.randperm(len(x), generator=torch.Generator().manual_seed(0)).split(32)
+    touched = sum(len(torch.unique(x[b][x[b] != 0])) for b in batches) / len(batches)
+    model = MultiTaskModel(model_spec(prepared, config))
+    dense = sum(p.numel() for name, p in model.named_parameters() if "embedding" not in name)
+    steps = 2 * len(batches)
+    traffic = minimum_traffic(prepared, [("outlet",)], config)
+    assert traffic["touched_rows_per_step"] == pytest.approx(touched, abs=0.05)
+    assert traffic["bytes"] == pytest.approx(steps * (dense + touched * 4) * ADAM_BYTES, rel=1e-3)
