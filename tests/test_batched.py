@@ -107,6 +107,12 @@ def test_bag_of_words_pools_like_the_text_encoder():
     for name in ("docs", "tokens", "weights", "doc_offsets", "rows", "row_offsets"):
         assert torch.equal(getattr(selected, name), getattr(built, name)), name
     assert torch.allclose(selected.pool(table), expected[batch], atol=1e-6)
+    # a document of padding only is an empty bag, wherever it stands
+    padded = torch.tensor([[0, 0], [3, 3], [0, 0]])
+    for batch in (torch.tensor([1, 0, 2]), torch.tensor([2, 1])):
+        selected, built = BagOfWords(padded, 7).select(batch), BagOfWords(padded[batch], 7)
+        for name in ("docs", "tokens", "weights", "doc_offsets", "rows", "row_offsets"):
+            assert torch.equal(getattr(selected, name), getattr(built, name)), name
 
 
 def test_modes_agree_within_seed_noise(digits):
