@@ -153,13 +153,21 @@ def save_report(report: SweepReport, path: str | Path) -> Path:
 
 def load_report(path: str | Path) -> SweepReport:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_bytes()
     except FileNotFoundError:
         raise ExplorerError(f"No report at {path}. Write one with `python -m explorer sweep --out {path}`.")
+    return parse_report(text, str(path))
+
+
+def parse_report(text: bytes | str, source: str = "The file") -> SweepReport:
+    """A report.json's contents (a file, an upload) as a SweepReport, or an error naming ``source``."""
+    try:
+        data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ExplorerError(f"{path} is not valid JSON ({e}); was it written by `python -m explorer sweep`?")
+        raise ExplorerError(f"{source} is not valid JSON ({e}); was it written by `python -m explorer sweep`?") \
+            from None
     if not isinstance(data, dict):
-        raise ExplorerError(f"{path} does not hold a sweep report.")
+        raise ExplorerError(f"{source} does not hold a sweep report.")
     return SweepReport.from_dict(data)
 
 

@@ -15,7 +15,7 @@ from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
 from explorer.plots import transfer as tplots
 from explorer.report import render_html
-from explorer.sweep import SweepReport, run_sweep
+from explorer.sweep import parse_report, run_sweep
 from explorer.training import TrainConfig
 
 DEFAULTS = dict(epochs=10, seeds=3, hidden=64)
@@ -186,16 +186,9 @@ with st.expander("Open a saved report (report.json)"):
                           key="rel_upload")
     if up is not None:
         with state.friendly_errors("reading the report"):
-            try:
-                data = json.loads(up.getvalue().decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ExplorerError(f"The file is not valid JSON ({e}). Upload a report.json written by the "
-                                    "sweep.") from None
-            if not isinstance(data, dict):
-                raise ExplorerError("The file does not hold a sweep report.")
-            SweepReport.from_dict(data)  # checks the keys, with its own message
+            uploaded = parse_report(up.getvalue(), f"'{up.name}'")  # checks the keys, with its own message
             if st.button("Show this report", key="rel_show_upload"):
-                st.session_state["sweep_report"] = data
+                st.session_state["sweep_report"] = uploaded.to_dict()
 
 if running:
     live()
