@@ -117,42 +117,43 @@ class EmbeddingAdam:
         last = self.last[group, rows]
         stale = last < self.t
         rows, last = rows[stale], last[stale]
-        if not len(rows):
-            return
-        p, m, v = self.table[group], self.m[group], self.v[group]
-        if self.kernels is not None:
-            coefficients = [x.view(-1).numpy() for x in self._coefficients(last, torch.float32)]
-            row_kernels.run(self.kernels.catch_up_rows, len(rows), p.numpy(), m.numpy(), v.numpy(),
-                            rows.numpy(), *coefficients)
-        else:
-            rp, rm, rv = (x.index_select(0, rows) for x in (p, m, v))
-            self._catch_up_(rp, rm, rv, last)
-            for x, part in ((p, rp), (m, rm), (v, rv)):
-                x.index_copy_(0, rows, part)
-        self.last[group, rows] = self.t
+        if len(rows):
+            kernel_args = [x.view(-1).numpy() for x in self._coefficients(last, torch.float32)] \
+                if self.kernels is not None else []
+            self._update_rows(group, rows, "catch_up_rows", kernel_args,
+                              lambda p, m, v: self._catch_up_(p, m, v, last))
 
     def step(self, updates: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """One Adam step of every row: ``updates`` holds per group the rows a batch touched (refreshed
         before it read them, in ascending order) and their gradient; every other row's step is owed."""
         self.t += 1
         beta1, beta2 = self.betas
+        f = np.float32
         for group, (rows, grad) in enumerate(updates):
-            if not len(rows):
-                continue
-            p, m, v = self.table[group], self.m[group], self.v[group]
-            if self.kernels is not None:
-                f = np.float32
-                row_kernels.run(self.kernels.adam_rows, len(rows), p.numpy(), m.numpy(), v.numpy(),
-                                rows.numpy(), grad.contiguous().numpy(), f(self.lr / (1 - beta1 ** self.t)),
-                                f(1 - beta1), f(1 - beta2), f(beta2), f(math.sqrt(1 - beta2 ** self.t)),
-                                f(self.eps))
-            else:
-                rp, rm, rv = (x.index_select(0, rows) for x in (p, m, v))
-                adam_(rp, grad, rm, rv, self.t, self.lr, self.betas, self.eps)
-                for x, part in ((p, rp), (m, rm), (v, rv)):
-                    x.index_copy_(0, rows, part)
-            self.last[group, rows] = self.t
+            if len(rows):
+                kernel_args = [grad.contiguous().numpy(), f(self.lr / (1 - beta1 ** self.t)), f(1 - beta1),
+                               f(1 - beta2), f(beta2), f(math.sqrt(1 - beta2 ** self.t)), f(self.eps)] \
+                    if self.kernels is not None else []
+                self._update_rows(group, rows, "adam_rows", kernel_args,
+                                  lambda p, m, v: adam_(p, grad, m, v, self.t, self.lr, self.betas, self.eps))
         self._advance()
+
+    def _update_rows(self, group: int, rows: torch.Tensor, kernel: str, kernel_args: list, update) -> None:
+        """Update ``rows`` of the parameters and moments in place, then mark them current.
+
+        With the row kernels, ``kernel`` (a name in ``explorer.row_kernels``) runs on the rows
+        where they lie; otherwise ``update(p, m, v)`` runs on gathered copies, which are put back.
+        """
+        p, m, v = self.table[group], self.m[group], self.v[group]
+        if self.kernels is not None:
+            row_kernels.run(getattr(self.kernels, kernel), len(rows), p.numpy(), m.numpy(), v.numpy(),
+                            rows.numpy(), *kernel_args)
+        else:
+            parts = [x.index_select(0, rows) for x in (p, m, v)]
+            update(*parts)
+            for x, part in zip((p, m, v), parts):
+                x.index_copy_(0, rows, part)
+        self.last[group, rows] = self.t
 
     @torch.no_grad()
     def flush(self) -> None:
