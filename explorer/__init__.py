@@ -12,13 +12,13 @@ _EXPORTS = {
     "ExplorerError": "explorer.errors",
     "Cancelled": "explorer.errors",
     "load_dataset": "explorer.datasets",
-    "TrainConfig": "explorer.training",
-    "train": "explorer.training",
-    "save_run": "explorer.runs",
-    "load_run": "explorer.runs",
-    "list_runs": "explorer.runs",
-    "load_bundle": "explorer.bundle",
-    "export_bundle": "explorer.export",
+    "TrainConfig": "explorer.training.trainer",
+    "train": "explorer.training.trainer",
+    "save_run": "explorer.store.runs",
+    "load_run": "explorer.store.runs",
+    "list_runs": "explorer.store.runs",
+    "load_bundle": "explorer.store.bundle",
+    "export_bundle": "explorer.store.export",
 }
 
 __all__ = list(_EXPORTS)

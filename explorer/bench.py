@@ -19,12 +19,12 @@ from dataclasses import replace
 
 import torch
 
-from explorer import row_kernels
-from explorer.batched import train_combinations
-from explorer.data import Dataset
-from explorer.device import describe, resolve_device
+from explorer.training import row_kernels
+from explorer.training.batched import train_combinations
+from explorer.data.dataset import Dataset
+from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
-from explorer.training import Prepared, TrainConfig, prepare
+from explorer.training.trainer import Prepared, TrainConfig, prepare
 from models.stacked import BagOfWords
 
 def pairwise(tasks: list[str]) -> list[tuple[str, ...]]:

@@ -13,7 +13,7 @@ import os
 
 import streamlit as st
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import DEFAULT, REGISTRY, load_dataset, names
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer.explain import compare_attributions, explain, global_importance
+from explorer.attributions.explain import compare_attributions, explain, global_importance
 from explorer.plots import attributions as aplots
-from explorer.runs import list_runs
+from explorer.store.runs import list_runs
 from pages import _state as state
 from pages import _views as views
 
@@ -33,7 +33,7 @@ def _predictor(run):
 
 
 def _single_run(run, task: str):
-    from explorer.export import single_task_runs
+    from explorer.store.export import single_task_runs
 
     found = single_task_runs(run, task)
     seed = run.config["train"]["seed"]

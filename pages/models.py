@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from explorer.runs import delete_run, home, list_runs, load_run
+from explorer.store.runs import delete_run, home, list_runs, load_run
 from pages import _state as state
 
 
@@ -85,7 +85,7 @@ with state.friendly_errors("reading the run store"):
         c1, c2 = st.columns(2)
         with c1:
             if st.button("Prepare bundle (weights, ONNX, model card)", key="models_export"):
-                from explorer.export import export_bundle  # torch.onnx is slow to import: only when exporting
+                from explorer.store.export import export_bundle  # torch.onnx is slow to import: only when exporting
                 # Its own error box, so a failed export still leaves the delete controls on the page.
                 with state.friendly_errors("exporting the run"), st.spinner("Exporting…"), \
                         tempfile.TemporaryDirectory() as tmp:

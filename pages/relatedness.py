@@ -10,13 +10,13 @@ import streamlit as st
 
 from pages import _state as state
 from pages import _views as views
-from explorer.device import available, describe, resolve_device
+from explorer.training.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
 from explorer.plots import transfer as tplots
-from explorer.report import render_html
-from explorer.sweep import parse_report, run_sweep
-from explorer.training import TrainConfig
+from explorer.relatedness.report import render_html
+from explorer.relatedness.sweep import parse_report, run_sweep
+from explorer.training.trainer import TrainConfig
 
 DEFAULTS = dict(epochs=10, seeds=3, hidden=64)
 TINY = dict(epochs=1, seeds=2, hidden=16, train_size=0.05)

@@ -9,14 +9,14 @@ import streamlit as st
 
 from pages import _state as state
 from pages import _views as views
-from explorer import training
-from explorer.device import available, describe, resolve_device
+from explorer.training import trainer as training
+from explorer.training.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
 from explorer.methods import REGISTRY as METHODS
 from explorer.methods import names as method_names
 from explorer.plots import training as plots
-from explorer.training import TrainConfig
+from explorer.training.trainer import TrainConfig
 
 VERDICT = {"positive": "helped", "negative": "hurt", "unclear": "unclear"}
 VERDICT_LONG = {"positive": "helped", "negative": "hurt", "unclear": "unclear: within seed noise"}
@@ -137,13 +137,13 @@ def forget_outcome(*names: str) -> None:
 def train_work(tasks: list[str], seeds: int, config: TrainConfig):
     """The gains of one combination: the sweep engine for equal weights (it batches the models), the
     method comparison otherwise (it keeps the single-task baselines on plain equal weights)."""
-    from explorer.runs import home
+    from explorer.store.runs import home
 
     store = home()  # the store at the time of the click, whatever changes while the job runs
 
     def work(progress):
         if config.method == "ew":
-            from explorer.sweep import run_sweep
+            from explorer.relatedness.sweep import run_sweep
             # single-task baselines already in the run store are reused, not trained again
             report = run_sweep(ds, tasks, combinations=[tuple(tasks)], seeds=seeds, config=config,
                                affinity=False, progress=progress, keep_models=True, reuse_store=True)
@@ -155,7 +155,7 @@ def train_work(tasks: list[str], seeds: int, config: TrainConfig):
                        "multi": rep.get("scores", {}).get(key, {}), "metric": rep["metric"],
                        "device": rep.get("device", ""), "seconds": rep.get("seconds")}
         else:
-            from explorer.compare import compare_methods
+            from explorer.relatedness.compare import compare_methods
             # single-task baselines already in the run store are reused, not trained again
             comparison = compare_methods(ds, tasks, [config.method], seeds, config, progress,
                                          keep_models=True, reuse_store=True)
@@ -176,8 +176,8 @@ def keep_first_seed(report, tasks: list[str], store) -> dict[str, str]:
     They were trained already; one with the same data, tasks, split and settings that is in the store
     (a reused baseline, or an earlier click) is kept instead of saving a duplicate.
     """
-    from explorer.combos import to_train_result
-    from explorer.runs import save_run, stored_runs
+    from explorer.relatedness.combos import to_train_result
+    from explorer.store.runs import save_run, stored_runs
 
     seed = report.seeds[0]
     config = replace(TrainConfig(**report.config), seed=seed)  # resolved, as the sweep trained them
@@ -200,8 +200,8 @@ def keep_compared(comparison, tasks: list[str], method: str, store) -> dict[str,
     with the same data, tasks, split and settings that is in the store (a reused baseline, or an earlier
     click) is kept instead of saving a duplicate.
     """
-    from explorer.compare import BASELINE_METHOD
-    from explorer.runs import find_runs, reuse_key, save_run
+    from explorer.relatedness.compare import BASELINE_METHOD
+    from explorer.store.runs import find_runs, reuse_key, save_run
 
     config = replace(TrainConfig(**comparison.config), seed=comparison.seeds[0])  # resolved, as trained
     fingerprint = ds.fingerprint()
@@ -257,7 +257,7 @@ def show_train_result(res: dict) -> None:
 
 def show_saved(tasks: list[str]) -> None:
     """Loss curves of the models kept in the run store (first seed of each)."""
-    from explorer.runs import load_run
+    from explorer.store.runs import load_run
 
     saved = st.session_state.get("save_result") or {}
     together = saved.get("+".join(tasks))
@@ -282,7 +282,7 @@ def _mean_std(values) -> str:
 
 # -- Compare methods tab -----------------------------------------------------------------------
 def methods_work(tasks: list[str], methods: list[str], seeds: int, config: TrainConfig):
-    from explorer.compare import compare_methods
+    from explorer.relatedness.compare import compare_methods
 
     def work(progress):
         return compare_methods(ds, tasks, methods, seeds, config, progress).to_dict()

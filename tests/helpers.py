@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 
-from explorer.data import Dataset
-from explorer.tasks import encode_labels
+from explorer.data.dataset import Dataset
+from explorer.data.tasks import encode_labels
 
 
 def tiny_digits(missing_even: float = 0.0) -> Dataset:

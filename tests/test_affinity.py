@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.affinity import compare_with_gains, one_run_affinity
-from explorer.data import Dataset
+from explorer.relatedness.affinity import compare_with_gains, one_run_affinity
+from explorer.data.dataset import Dataset
 from explorer.errors import Cancelled, ExplorerError
-from explorer.training import TrainConfig
+from explorer.training.trainer import TrainConfig
 
 
 def synthetic(n=600, seed=0) -> Dataset:
@@ -14,7 +14,7 @@ def synthetic(n=600, seed=0) -> Dataset:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 4))
     same = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
-    from explorer.tasks import Task
+    from explorer.data.tasks import Task
     tasks = {"A": Task("A", "binary", ("no", "yes")), "A2": Task("A2", "binary", ("no", "yes")),
              "B": Task("B", "regression"), "C": Task("C", "regression"), "NEG_B": Task("NEG_B", "regression")}
     labels = {"A": same, "A2": same.copy(), "B": x[:, 2].copy(), "C": x[:, 3].copy(), "NEG_B": -x[:, 2]}

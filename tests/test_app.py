@@ -8,8 +8,8 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from explorer.jobs import Job
-from explorer.runs import list_runs, save_run
-from explorer.training import TrainConfig, train
+from explorer.store.runs import list_runs, save_run
+from explorer.training.trainer import TrainConfig, train
 from tests.helpers import tiny_digits
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

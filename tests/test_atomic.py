@@ -1,6 +1,6 @@
 import pytest
 
-from explorer.atomic import atomic_file, check_writable, write_atomic
+from explorer.store.atomic import atomic_file, check_writable, write_atomic
 from explorer.errors import ExplorerError
 
 

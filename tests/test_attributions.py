@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from explorer.attributions import get_method, group_index, names
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.errors import Cancelled, ExplorerError
-from explorer.explain import (compare_attributions, explain, explain_image, explain_row, explain_text,
+from explorer.attributions.explain import (compare_attributions, explain, explain_image, explain_row, explain_text,
                               global_importance)
 from explorer.plots.attributions import (comparison_strip, importance_heatmap, pixel_heatmaps, waterfall,
                                          word_strip)
-from explorer.predict import Predictor
-from explorer.preprocess import ImagePreprocessor, TabularPreprocessor, TextPreprocessor
-from explorer.tasks import Task
+from explorer.store.predict import Predictor
+from explorer.data.preprocess import ImagePreprocessor, TabularPreprocessor, TextPreprocessor
+from explorer.data.tasks import Task
 from models import ModelSpec, MultiTaskModel
 
 STEPS = 300  # many steps: the completeness checks below use a tight tolerance

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.batched import build_stack, train_combinations
-from explorer.combos import restrict
+from explorer.training.batched import build_stack, train_combinations
+from explorer.relatedness.combos import restrict
 from explorer.datasets import load_dataset
 from explorer.errors import Cancelled, ExplorerError
-from explorer.metrics import primary
-from explorer.training import TrainConfig, model_spec, prepare
+from explorer.training.metrics import primary
+from explorer.training.trainer import TrainConfig, model_spec, prepare
 from models import MultiTaskModel
 from models.stacked import BagOfWords
 from tests.helpers import tiny_digits
@@ -75,12 +75,12 @@ def test_batched_is_the_sequential_computation_without_dropout(digits):
 def test_batched_text_is_the_sequential_computation_without_dropout(kernels, news, monkeypatch):
     """The bag-of-words gradients and the lazy-row Adam give what nn.Embedding and torch Adam give,
     with the compiled row kernels and with the torch-ops fallback."""
-    import explorer.row_kernels
+    import explorer.training.row_kernels
 
     if kernels == "torch ops":
-        monkeypatch.setattr(explorer.row_kernels, "load", lambda: None)
+        monkeypatch.setattr(explorer.training.row_kernels, "load", lambda: None)
     else:
-        assert explorer.row_kernels.load() is not None, "numba is pinned in requirements.txt"
+        assert explorer.training.row_kernels.load() is not None, "numba is pinned in requirements.txt"
     combos = [("outlet",), ("funding",), ("outlet", "funding")]
     config = TrainConfig(epochs=3, patience=0, train_size=200, hidden=8, embed_dim=8, dropout=0.0, max_len=64)
     _assert_same_runs(train_combinations(news, combos, config, [5], mode="sequential"),
@@ -166,7 +166,7 @@ def test_bad_arguments_are_explained(digits):
 
 @pytest.mark.parametrize("name", ["digits", "news", "diamonds"])
 def test_extracted_slot_model_predicts_as_the_stack(name, digits, news):
-    from explorer.batched import slot_model
+    from explorer.training.batched import slot_model
 
     if name == "diamonds":
         dataset, combos = load_dataset("diamonds"), [("price",), ("price", "cut")]
@@ -193,9 +193,9 @@ def test_extracted_slot_model_predicts_as_the_stack(name, digits, news):
 
 @pytest.mark.parametrize("mode", ["batched", "sequential"])
 def test_kept_models_score_as_reported_and_save_as_runs(mode, digits):
-    from explorer.combos import to_train_result
-    from explorer.runs import load_run, save_run
-    from explorer.training import evaluate
+    from explorer.relatedness.combos import to_train_result
+    from explorer.store.runs import load_run, save_run
+    from explorer.training.trainer import evaluate
 
     config = TrainConfig(epochs=2, train_size=80, hidden=8, dropout=0.0).resolve(digits.modality)
     combos = [("digit",), ("digit", "even")]

@@ -39,7 +39,7 @@ def test_minimum_traffic_counts_adam_on_touched_embedding_rows():
     import torch
 
     from explorer.bench import ADAM_BYTES, minimum_traffic
-    from explorer.training import TrainConfig, model_spec, prepare
+    from explorer.training.trainer import TrainConfig, model_spec, prepare
     from models import MultiTaskModel
 
     config = TrainConfig(epochs=2, train_size=100, batch_size=32, embed_dim=4, hidden=4, max_len=32).resolve("text")

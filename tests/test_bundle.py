@@ -14,13 +14,13 @@ from onnx import TensorProto, helper
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from explorer import export
-from explorer.bundle import load_bundle
-from explorer.data import Dataset
+from explorer.store import export
+from explorer.store.bundle import load_bundle
+from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
-from explorer.runs import save_run
-from explorer.tasks import Task
-from explorer.training import TrainConfig, train
+from explorer.store.runs import save_run
+from explorer.data.tasks import Task
+from explorer.training.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
@@ -195,8 +195,8 @@ def test_fresh_process_loads_without_training_code(members, tmp_path):
     code = ("import explorer, sys, json\n"
             f"b = explorer.load_bundle({str(path)!r})\n"
             f"out = b.predict({TEXTS!r})\n"
-            "assert 'explorer.training' not in sys.modules, 'training imported'\n"
-            "assert 'explorer.runs' not in sys.modules and 'captum' not in sys.modules\n"
+            "assert 'explorer.training.trainer' not in sys.modules, 'training imported'\n"
+            "assert 'explorer.store.runs' not in sys.modules and 'captum' not in sys.modules\n"
             "print(json.dumps(out['has_alpha']['labels']))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})

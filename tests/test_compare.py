@@ -3,13 +3,13 @@ import json
 import numpy as np
 import pytest
 
-import explorer.compare as compare_module
+import explorer.relatedness.compare as compare_module
 from explorer.cli import main
-from explorer.compare import compare_methods
+from explorer.relatedness.compare import compare_methods
 from explorer.datasets import load_dataset
 from explorer.errors import ExplorerError
 from explorer.plots.methods import comparison_html, method_gains, task_weights
-from explorer.training import TrainConfig
+from explorer.training.trainer import TrainConfig
 
 TASKS = ["digit", "even"]
 METHODS = ["ew", "uw", "pcgrad"]
@@ -118,7 +118,7 @@ def test_compare_command_writes_json_and_html(tmp_path, capsys):
 
 
 def test_keep_models_returns_the_first_seeds_results_ready_to_save(digits):
-    from explorer.runs import load_run, save_run
+    from explorer.store.runs import load_run, save_run
 
     result = compare_methods(digits, TASKS, ["uw"], seeds=2, config=TINY, keep_models=True)
     assert set(result.models) == {"ew", "uw"}
@@ -138,7 +138,7 @@ def test_keep_models_returns_the_first_seeds_results_ready_to_save(digits):
 
 
 def test_reuse_store_takes_stored_baselines_instead_of_training(digits, monkeypatch):
-    from explorer.runs import save_run
+    from explorer.store.runs import save_run
 
     first = compare_methods(digits, TASKS, ["ew"], seeds=1, config=TINY, keep_models=True)
     ids = {t: save_run(first.models["ew"][t]).id for t in TASKS}

@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.data import TEST_SHARE, VAL_SHARE, Dataset, resolve_train_size
+from explorer.data.dataset import TEST_SHARE, VAL_SHARE, Dataset, resolve_train_size
 from explorer.errors import ExplorerError
-from explorer.tasks import encode_labels
+from explorer.data.tasks import encode_labels
 
 N = 500
 

@@ -7,7 +7,7 @@ import pytest
 from explorer.datasets import REGISTRY, load_dataset, names
 from explorer.datasets.news import mask_outlet_names, read_articles
 from explorer.errors import ExplorerError
-from explorer.tasks import has_label
+from explorer.data.tasks import has_label
 
 # name -> {task: number of classes (None for regression)}, rows
 EXPECTED = {

@@ -7,15 +7,16 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from explorer import atomic, export
-from explorer.bundle import load_bundle
+from explorer.store import atomic
+from explorer.store import export
+from explorer.store.bundle import load_bundle
 from explorer.cli import main
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
-from explorer.predict import Predictor
-from explorer.runs import load_run, save_run
-from explorer.tasks import Task
-from explorer.training import TrainConfig, train
+from explorer.store.predict import Predictor
+from explorer.store.runs import load_run, save_run
+from explorer.data.tasks import Task
+from explorer.training.trainer import TrainConfig, train
 
 CONFIG = TrainConfig(epochs=1, hidden=16, embed_dim=16, batch_size=32, device="cpu")
 WORDS = "river bank money loan water fish boat market stock rain cloud sun goal match team".split()

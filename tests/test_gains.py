@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from explorer.gains import delta_m, gain_stats, relative_gain
+from explorer.relatedness.gains import delta_m, gain_stats, relative_gain
 
 
 def test_relative_gain_is_percent_of_single():

@@ -4,7 +4,7 @@ import itertools
 import pytest
 
 from explorer.errors import ExplorerError
-from explorer.grouping import best_grouping, groupings_for_budgets, set_partitions
+from explorer.relatedness.grouping import best_grouping, groupings_for_budgets, set_partitions
 
 TASKS = ["a", "b", "c", "d"]
 # a and b help each other a lot, c and d a little; every cross pair hurts.

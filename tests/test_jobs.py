@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, event_fraction, format_seconds
-from explorer.tasks import encode_labels
-from explorer.training import TrainConfig, train
+from explorer.data.tasks import encode_labels
+from explorer.training.trainer import TrainConfig, train
 
 
 def tiny_tabular(n: int = 400) -> Dataset:

@@ -9,7 +9,7 @@ from explorer.cli import main
 from explorer.datasets import load_dataset
 from explorer.errors import ExplorerError
 from explorer.methods import REGISTRY, get_method, names
-from explorer.training import TrainConfig, batch_losses, model_spec, prepare, train
+from explorer.training.trainer import TrainConfig, batch_losses, model_spec, prepare, train
 from models import MultiTaskModel
 
 # explorer.methods.nashmtl silences this cvxpy speed notice when imported, but pytest

@@ -3,12 +3,12 @@ import re
 
 import pytest
 
-import explorer.sweep as sweep
-from explorer.combos import ComboRun
+import explorer.relatedness.sweep as sweep
+from explorer.relatedness.combos import ComboRun
 from explorer.datasets import load_dataset
 from explorer.plots import transfer as plots
-from explorer.report import render_html, write_html
-from explorer.sweep import run_sweep
+from explorer.relatedness.report import render_html, write_html
+from explorer.relatedness.sweep import run_sweep
 
 TASKS = ["digit", "even", "ge5"]
 # (task, partner) -> change of the task's score; digit is clearly hurt by even, even clearly helped by digit

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import row_kernels
-from explorer.sparse_adam import EmbeddingAdam, adam_
+from explorer.training import row_kernels
+from explorer.training.sparse_adam import EmbeddingAdam, adam_
 
 
 @pytest.fixture

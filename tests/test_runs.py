@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from explorer.errors import ExplorerError
-from explorer.runs import delete_run, find_runs, list_runs, load_run, reuse_key, save_run
-from explorer.training import TrainConfig, predict_outputs, prepare, train
+from explorer.store.runs import delete_run, find_runs, list_runs, load_run, reuse_key, save_run
+from explorer.training.trainer import TrainConfig, predict_outputs, prepare, train
 from tests.helpers import tiny_digits
 
 
@@ -38,7 +38,7 @@ def test_predictor_gives_labels_and_probabilities(result):
 
 
 def test_interrupted_save_leaves_no_half_run(result, run_store, monkeypatch):
-    import explorer.runs as runs
+    import explorer.store.runs as runs
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -73,7 +73,7 @@ def test_long_names_keep_run_ids_unique(result, monkeypatch):
 
 
 def test_stored_runs_finds_runs_by_combination_and_seed(result):
-    from explorer.runs import stored_runs
+    from explorer.store.runs import stored_runs
     first, second = save_run(result), save_run(result)
     found = stored_runs(result.dataset_fingerprint, [("digit", "ink"), ("digit",)], result.config,
                         [result.config.seed, result.config.seed + 1])

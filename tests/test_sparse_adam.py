@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from explorer.sparse_adam import EmbeddingAdam, adam_
+from explorer.training.sparse_adam import EmbeddingAdam, adam_
 
 
 def _run(steps: int, scale_low: float, seed: int = 0, cls=EmbeddingAdam, kernels: bool = True,

@@ -4,12 +4,12 @@ from dataclasses import replace
 
 import pytest
 
-import explorer.sweep as sweep
+import explorer.relatedness.sweep as sweep
 from explorer.cli import main
 from explorer.datasets import load_dataset
 from explorer.errors import Cancelled, ExplorerError
-from explorer.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
-from explorer.training import TrainConfig
+from explorer.relatedness.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
+from explorer.training.trainer import TrainConfig
 
 REQUIRED = ["tasks", "metric", "single", "pair_gain", "pair_gain_std", "pair_verdict", "gains", "delta_m",
             "scores", "higher_order", "affinity", "proxy_spearman", "groupings", "seconds", "device", "config",
@@ -29,13 +29,13 @@ def report(digits):
 
 
 class FakeTrainer:
-    """Stands in for explorer.batched.train_combinations: records calls, returns fixed scores."""
+    """Stands in for explorer.training.batched.train_combinations: records calls, returns fixed scores."""
 
     def __init__(self):
         self.calls = []
 
     def __call__(self, dataset, combinations, config, seeds, mode="batched", progress=None, prepared=None):
-        from explorer.combos import ComboRun
+        from explorer.relatedness.combos import ComboRun
         self.calls.append({"combinations": list(combinations), "seeds": list(seeds), "mode": mode,
                            "train_size": config.train_size, "method": config.method})
         if progress is not None and progress({"done": 1, "total": 1, "label": "fake"}) is False:
@@ -199,8 +199,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_reuse_store_takes_stored_baselines_instead_of_training_them(digits, monkeypatch):
-    from explorer.combos import to_train_result
-    from explorer.runs import save_run
+    from explorer.relatedness.combos import to_train_result
+    from explorer.store.runs import save_run
 
     trained = []
     real = sweep.train_combinations

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from explorer.errors import ExplorerError
-from explorer.tasks import MAX_CLASSES, Task, coverage, encode_labels, has_label
+from explorer.data.tasks import MAX_CLASSES, Task, coverage, encode_labels, has_label
 
 
 def test_detects_binary_and_sorts_classes():

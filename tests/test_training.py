@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from explorer.errors import Cancelled, ExplorerError
-from explorer.training import TrainConfig, prepare, train
+from explorer.training.trainer import TrainConfig, prepare, train
 from tests.helpers import tiny_digits
 
 FAST = dict(epochs=3, hidden=32, batch_size=64)

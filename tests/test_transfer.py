@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from explorer.combos import ComboRun
-from explorer.transfer import combo_key, higher_order, standley_estimate, transfer_from_runs
+from explorer.relatedness.combos import ComboRun
+from explorer.relatedness.transfer import combo_key, higher_order, standley_estimate, transfer_from_runs
 
 TASKS = ["a", "b", "c"]
 BASE = {"a": 0.50, "b": 0.70, "c": 0.60}
@@ -28,7 +28,7 @@ def fake_runs(combos, seeds, noise=NOISE, effect=EFFECT):
 
 
 def all_combos(order=2):
-    from explorer.sweep import combinations_for
+    from explorer.relatedness.sweep import combinations_for
     return combinations_for(TASKS, order)
 
 

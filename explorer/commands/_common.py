@@ -6,10 +6,10 @@ import json
 import sys
 import time
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import DEFAULT, load_dataset, names
 from explorer.errors import ExplorerError
-from explorer.training import DEFAULT_LR, TrainConfig
+from explorer.training.trainer import DEFAULT_LR, TrainConfig
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from explorer.atomic import check_writable, write_atomic
+from explorer.store.atomic import check_writable, write_atomic
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, print_json, split_list)
-from explorer.compare import compare_methods
+from explorer.relatedness.compare import compare_methods
 
 NAME = "compare"
 HELP = ("train a combination of tasks with several multi-task methods (and each task alone once) and "

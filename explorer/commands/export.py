@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.export import export_bundle  # torch.onnx is slow to import: only when exporting
+    from explorer.store.export import export_bundle  # torch.onnx is slow to import: only when exporting
 
     print(f"exporting {args.run_id} ...", file=sys.stderr)
     result = export_bundle(args.run_id, args.out or f"{args.run_id}.zip")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from explorer.commands._common import print_json
-from explorer.runs import delete_run, home, list_runs
+from explorer.store.runs import delete_run, home, list_runs
 
 NAME = "runs"
 HELP = "list the runs in the run store (EXPLORER_HOME, default ./runs), or delete one"

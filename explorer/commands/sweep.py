@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from explorer.atomic import check_writable
+from explorer.store.atomic import check_writable
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, split_list)
 from explorer.errors import ExplorerError
 from explorer.methods import DEFAULT as DEFAULT_METHOD
-from explorer.sweep import MODES, SweepReport, run_sweep, save_report
+from explorer.relatedness.sweep import MODES, SweepReport, run_sweep, save_report
 
 NAME = "sweep"
 HELP = ("train every single task and every pair (or larger group) with several seeds; write the transfer "
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     save_report(report, args.out)
     written = [args.out]
     if args.html:
-        from explorer.report import write_html  # plotly is only needed for the page
+        from explorer.relatedness.report import write_html  # plotly is only needed for the page
         write_html(report, args.html)
         written.append(args.html)
     print(summary(report))

@@ -6,8 +6,8 @@ import argparse
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, print_json, split_list)
 from explorer.methods import DEFAULT as DEFAULT_METHOD
-from explorer.runs import save_run
-from explorer.training import train
+from explorer.store.runs import save_run
+from explorer.training.trainer import train
 
 NAME = "train"
 HELP = "train one shared model on a combination of tasks; prints per-task test metrics as JSON"

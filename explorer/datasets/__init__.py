@@ -10,7 +10,7 @@ import pkgutil
 from dataclasses import dataclass
 from typing import Callable
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
 
 DEFAULT = "news"

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import register
 from explorer.errors import ExplorerError
-from explorer.tasks import Task, encode_labels
+from explorer.data.tasks import Task, encode_labels
 
 MAX_MB_ENV = "EXPLORER_MAX_CSV_MB"
 DEFAULT_MAX_MB = 50

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import register
 from explorer.datasets._rdatasets import read_rdataset
-from explorer.tasks import Task, encode_labels
+from explorer.data.tasks import Task, encode_labels
 
 FEATURES = ["carat", "depth", "table", "x", "y", "z"]
 CUTS = ["Fair", "Good", "Very Good", "Premium", "Ideal"]

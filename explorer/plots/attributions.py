@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.explain import Comparison, ImageAttribution, Importance, RowAttribution, TextAttribution
+from explorer.attributions.explain import Comparison, ImageAttribution, Importance, RowAttribution, TextAttribution
 from explorer.plots._style import style as _style
 
 DIVERGING = "RdBu"          # red = against, blue = for

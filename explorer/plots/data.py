@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.plots._style import style
-from explorer.tasks import coverage, has_label
+from explorer.data.tasks import coverage, has_label
 
 BAR = "#3b6fb6"
 MISSING = "#c9ccd1"

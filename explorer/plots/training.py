@@ -16,7 +16,7 @@ TOGETHER, ALONE = "#3b6fb6", "#c9ccd1"
 def gain_bars(gains: dict[str, dict], title: str = "Gain of training together, per task") -> go.Figure:
     """One bar per task: mean relative gain (%) over seeds, whiskers = 95 % interval.
 
-    ``gains`` maps task -> a gain record (``explorer.gains.Gain.to_dict()``:
+    ``gains`` maps task -> a gain record (``explorer.relatedness.gains.Gain.to_dict()``:
     mean, std, low, high, p_value, verdict, n_multi, n_single, ...). Without an
     interval (one seed) the whisker is the seed standard deviation, and the
     verdict is always "unclear": one seed cannot separate an effect from noise.

@@ -1,6 +1,6 @@
 """Figures of a relatedness sweep: the transfer matrix, the affinity estimates, gains by data size.
 
-Every builder takes a ``explorer.sweep.SweepReport`` (or its ``to_dict()``)
+Every builder takes a ``explorer.relatedness.sweep.SweepReport`` (or its ``to_dict()``)
 and returns a plotly figure. Matrices keep the report's orientation: row = the
 task whose score is measured, column = its partner.
 """

@@ -32,11 +32,11 @@ import torch
 from scipy.stats import spearmanr
 from torch.func import functional_call
 
-from explorer.data import Dataset
-from explorer.device import describe, resolve_device
+from explorer.data.dataset import Dataset
+from explorer.training.device import describe, resolve_device
 from explorer.errors import Cancelled, ExplorerError
 from explorer.methods import get_method
-from explorer.training import (Prepared, Progress, TrainConfig, batch_losses, evaluate_losses, model_spec,
+from explorer.training.trainer import (Prepared, Progress, TrainConfig, batch_losses, evaluate_losses, model_spec,
                                prepare, task_loss)
 from models import MultiTaskModel
 
@@ -121,7 +121,7 @@ def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig
                      progress: Progress | None = None) -> dict:
     """Train one joint model on ``tasks`` and estimate every pair's affinity along the way.
 
-    ``prepared`` (from ``explorer.training.prepare``) may hold more tasks than
+    ``prepared`` (from ``explorer.training.trainer.prepare``) may hold more tasks than
     ``tasks``; it is reused to save preprocessing in a sweep. ``progress``
     receives ``{"done", "total", "label", "epoch", "epochs"}`` (steps); returning
     False cancels with ``Cancelled``.

@@ -1,6 +1,6 @@
 """Loading an exported model bundle: validated data in, a predictor out, no code executed.
 
-A bundle is a zip of plain data (see ``explorer.export``): ``config.json``,
+A bundle is a zip of plain data (see ``explorer.store.export``): ``config.json``,
 ``model.safetensors``, ``model.onnx`` and a ``README.md`` model card. Loading
 reads the members into memory (nothing is extracted), checks the config
 against a schema and every weight's name and shape against the architecture
@@ -26,9 +26,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 from explorer.errors import ExplorerError
-from explorer.predict import Predictor
-from explorer.preprocess import preprocessor_from_dict
-from explorer.tasks import KINDS, Task
+from explorer.store.predict import Predictor
+from explorer.data.preprocess import preprocessor_from_dict
+from explorer.data.tasks import KINDS, Task
 from models import ModelSpec, MultiTaskModel
 
 FORMAT = "explorer-bundle"
@@ -113,7 +113,7 @@ class _OnnxPredictor(Predictor):
 
 
 def load_bundle(path: str | Path) -> Bundle:
-    """Load and validate a bundle written by ``explorer.export.export_bundle``.
+    """Load and validate a bundle written by ``explorer.store.export.export_bundle``.
 
     Raises ExplorerError naming the problem when a file is missing, the config
     does not follow the schema, or the weights do not fit the architecture.

@@ -15,13 +15,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from explorer.data import Dataset, Split
-from explorer.device import describe, resolve_device
+from explorer.data.dataset import Dataset, Split
+from explorer.training.device import describe, resolve_device
 from explorer.errors import Cancelled, ExplorerError
 from explorer.methods import get_method
-from explorer.metrics import majority_baseline, task_metrics
-from explorer.preprocess import Preprocessor, fit_preprocessor
-from explorer.tasks import Task, has_label
+from explorer.training.metrics import majority_baseline, task_metrics
+from explorer.data.preprocess import Preprocessor, fit_preprocessor
+from explorer.data.tasks import Task, has_label
 from models import ModelSpec, MultiTaskModel
 
 Progress = Callable[[dict], "bool | None"]

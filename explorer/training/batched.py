@@ -2,7 +2,7 @@
 
 ``train_combinations`` is the sweep's one entry point. In batched mode every
 (combination, seed) pair becomes one slot of a ``models.stacked.StackedModel``:
-its own initialisation (the very weights ``explorer.training.train`` would draw
+its own initialisation (the very weights ``explorer.training.trainer.train`` would draw
 with that seed), its own batch order (the seed's), its own Adam state (Adam is
 elementwise and nothing couples slots: no clipping, and the summed loss gives
 each slot exactly its own gradient), its own loss (masked to its tasks) and its
@@ -22,14 +22,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from explorer.combos import (ComboRun, Progress, normalise_combinations, prepare_union, report, restrict,
+from explorer.relatedness.combos import (ComboRun, Progress, normalise_combinations, prepare_union, report, restrict,
                              train_sequential)
-from explorer.data import Dataset
-from explorer.device import describe, resolve_device
+from explorer.data.dataset import Dataset
+from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
-from explorer.metrics import task_metrics
-from explorer.sparse_adam import EmbeddingAdam
-from explorer.training import Prepared, TrainConfig, decode_predictions, model_spec
+from explorer.training.metrics import task_metrics
+from explorer.training.sparse_adam import EmbeddingAdam
+from explorer.training.trainer import Prepared, TrainConfig, decode_predictions, model_spec
 from models import MultiTaskModel
 from models.stacked import BagOfWords, StackedModel
 
@@ -45,9 +45,9 @@ def train_combinations(dataset: Dataset, combinations: list[tuple[str, ...]], co
     """Train one model per (combination, seed) and score each on the test split.
 
     Returns the runs seed-major: for each seed in ``seeds``, the combinations in order.
-    ``prepared`` (from ``explorer.training.prepare``) must cover the union of the tasks.
+    ``prepared`` (from ``explorer.training.trainer.prepare``) must cover the union of the tasks.
     ``keep_models`` puts each run's weights on it as a ``MultiTaskModel`` (CPU, eval mode), ready
-    for ``explorer.combos.to_train_result`` and ``explorer.runs.save_run``.
+    for ``explorer.relatedness.combos.to_train_result`` and ``explorer.store.runs.save_run``.
     """
     config = config.resolve(dataset.modality)
     if mode not in MODES:

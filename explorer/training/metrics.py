@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 
-from explorer.tasks import Task, has_label
+from explorer.data.tasks import Task, has_label
 
 HIGHER_IS_BETTER = {"macro_f1": True, "accuracy": True, "r2": True, "mae": False}
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 if TYPE_CHECKING:  # only for hints: a bundle loads without sklearn and the data layer
-    from explorer.data import Dataset
+    from explorer.data.dataset import Dataset
 
 TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 PAD, UNK = "<pad>", "<unk>"

@@ -2,10 +2,10 @@
 
 ``run_sweep`` is the one entry point for the CLI and the app. It trains every
 single task and every combination (pairs, optionally larger groups) with the
-combination-parallel trainer (``explorer.batched``), turns the test scores into
-gains with seed noise (``explorer.transfer``), runs one joint model for the
-cheap affinity estimates (``explorer.affinity``) and checks them against the
-trained gains, and finds the best task groupings (``explorer.grouping``).
+combination-parallel trainer (``explorer.training.batched``), turns the test scores into
+gains with seed noise (``explorer.relatedness.transfer``), runs one joint model for the
+cheap affinity estimates (``explorer.relatedness.affinity``) and checks them against the
+trained gains, and finds the best task groupings (``explorer.relatedness.grouping``).
 Everything lands in a ``SweepReport``, saved as report.json.
 """
 from __future__ import annotations
@@ -19,18 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.affinity import compare_with_gains, one_run_affinity
-from explorer.atomic import write_atomic
-from explorer.batched import train_combinations
-from explorer.combos import ComboRun
-from explorer.data import Dataset, resolve_train_size
-from explorer.device import describe, resolve_device
+from explorer.relatedness.affinity import compare_with_gains, one_run_affinity
+from explorer.store.atomic import write_atomic
+from explorer.training.batched import train_combinations
+from explorer.relatedness.combos import ComboRun
+from explorer.data.dataset import Dataset, resolve_train_size
+from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
-from explorer.grouping import groupings_for_budgets
+from explorer.relatedness.grouping import groupings_for_budgets
 from explorer.methods import names as method_names
-from explorer.runs import stored_runs
-from explorer.training import TrainConfig, prepare
-from explorer.transfer import Transfer, combo_key, higher_order, transfer_from_runs
+from explorer.store.runs import stored_runs
+from explorer.training.trainer import TrainConfig, prepare
+from explorer.relatedness.transfer import Transfer, combo_key, higher_order, transfer_from_runs
 
 MODES = ("auto", "batched", "sequential")
 BASELINE_METHOD = "ew"
@@ -104,7 +104,7 @@ class SweepReport:
     version: int = REPORT_VERSION
     # Not part of report.json (plain attributes, not fields): with keep_models=True, the trained runs of
     # the main training size carrying their weights, and the Prepared they were trained on
-    # (``explorer.combos.to_train_result`` turns one into a savable TrainResult).
+    # (``explorer.relatedness.combos.to_train_result`` turns one into a savable TrainResult).
     models = None
     prepared = None
 
@@ -303,7 +303,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     "phase", "epoch", "epochs"}``; returning False cancels (``Cancelled``).
 
     ``reuse_store`` takes a single-task baseline's test scores from the run
-    store (``explorer.runs``) when a run with the same data, task, split,
+    store (``explorer.store.runs``) when a run with the same data, task, split,
     settings and seed is there, instead of training it again; ``reused`` in the
     report names those runs. ``keep_models`` keeps the trained models of the
     main size on ``report.models`` (with ``report.prepared``), to be saved.

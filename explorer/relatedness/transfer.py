@@ -2,7 +2,7 @@
 
 Standley et al. (2020) call this the ground truth of task relatedness: train
 every single task and every pair (and optionally larger groups), then compare.
-Here each cell keeps its seed noise (``explorer.gains.gain_stats``), so a
+Here each cell keeps its seed noise (``explorer.relatedness.gains.gain_stats``), so a
 gain is called positive or negative transfer only when its 95 % interval
 excludes 0.
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.gains import Gain, delta_m, gain_stats
-from explorer.metrics import primary
+from explorer.relatedness.gains import Gain, delta_m, gain_stats
+from explorer.training.metrics import primary
 
 Matrix = list[list["float | None"]]
 
@@ -57,7 +57,7 @@ class Transfer:
 def collect_scores(runs: Sequence) -> tuple[dict[str, dict[str, list[float]]], dict[str, str]]:
     """Per-seed primary test scores of each combination, ordered by seed.
 
-    ``runs`` are ``explorer.batched.ComboRun``: one trained model (a
+    ``runs`` are ``explorer.training.batched.ComboRun``: one trained model (a
     combination and a seed) each.
     """
     scores: dict[str, dict[str, list[tuple[int, float]]]] = {}

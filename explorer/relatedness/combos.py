@@ -1,19 +1,19 @@
 """Many small models, one per combination of tasks: the shared types and the sequential trainer.
 
 A sweep (singles, pairs, ...) trains every combination with several seeds. Both
-modes of ``explorer.batched.train_combinations`` return one ``ComboRun`` per
+modes of ``explorer.training.batched.train_combinations`` return one ``ComboRun`` per
 (combination, seed); this module holds that type, the progress plumbing, and
-the reference mode that calls ``explorer.training.train`` once per model.
+the reference mode that calls ``explorer.training.trainer.train`` once per model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.errors import Cancelled, ExplorerError
-from explorer.metrics import majority_baseline
-from explorer.training import Prepared, TrainConfig, TrainResult, prepare, train
+from explorer.training.metrics import majority_baseline
+from explorer.training.trainer import Prepared, TrainConfig, TrainResult, prepare, train
 from models import MultiTaskModel
 
 Progress = Callable[[dict], "bool | None"]
@@ -23,7 +23,7 @@ Progress = Callable[[dict], "bool | None"]
 class ComboRun:
     tasks: tuple[str, ...]   # the combination
     seed: int
-    metrics: dict[str, dict]  # task -> test metrics as from explorer.training.evaluate
+    metrics: dict[str, dict]  # task -> test metrics as from explorer.training.trainer.evaluate
     best_epoch: int
     history: list[dict]       # per epoch {"epoch", "train": {task: loss}, "val": {task: loss}}
     model: MultiTaskModel | None = None  # the trained weights, when asked for (keep_models=True)
@@ -84,7 +84,7 @@ def prepare_union(dataset: Dataset, combinations: list[tuple[str, ...]], config:
 
 
 def to_train_result(run: ComboRun, prepared: Prepared, config: TrainConfig, dataset: Dataset) -> TrainResult:
-    """A trained ``ComboRun`` (from ``keep_models=True``) as ``explorer.runs.save_run`` takes it.
+    """A trained ``ComboRun`` (from ``keep_models=True``) as ``explorer.store.runs.save_run`` takes it.
 
     ``prepared`` is the one the run was trained on (any task superset) and
     ``config`` its training settings; the seed is the run's own.
@@ -104,7 +104,7 @@ def to_train_result(run: ComboRun, prepared: Prepared, config: TrainConfig, data
 def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
                      seeds: list[int], progress: Progress | None = None,
                      prepared: Prepared | None = None, keep_models: bool = False) -> list[ComboRun]:
-    """One ``explorer.training.train`` per (seed, combination): the reference the batched mode must match."""
+    """One ``explorer.training.trainer.train`` per (seed, combination): the reference the batched mode must match."""
     prepared = prepare_union(dataset, combinations, config, prepared)
     total = len(seeds) * len(combinations) * config.epochs  # in epochs; early stopping jumps ahead
     runs: list[ComboRun] = []

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from explorer.data import Dataset
+from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
-from explorer.gains import Gain, delta_m, gain_stats, relative_gain
+from explorer.relatedness.gains import Gain, delta_m, gain_stats, relative_gain
 from explorer.methods import REGISTRY, get_method, names
-from explorer.metrics import primary
-from explorer.runs import stored_runs
-from explorer.training import Progress, TrainConfig, TrainResult, prepare, train
+from explorer.training.metrics import primary
+from explorer.store.runs import stored_runs
+from explorer.training.trainer import Progress, TrainConfig, TrainResult, prepare, train
 
 BASELINE_METHOD = "ew"
 
@@ -61,7 +61,7 @@ class Comparison:
 
     def __post_init__(self) -> None:
         # Not in to_dict (plain attributes, not fields). models: with keep_models=True, the first seed's
-        # TrainResults, ready for explorer.runs.save_run: models[method]["+".join(tasks)], the single-task
+        # TrainResults, ready for explorer.store.runs.save_run: models[method]["+".join(tasks)], the single-task
         # baselines under BASELINE_METHOD. reused: task -> ids of stored runs that served as baselines.
         self.models: dict[str, dict[str, TrainResult]] = {}
         self.reused: dict[str, list[str]] = {}

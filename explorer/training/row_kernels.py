@@ -1,6 +1,6 @@
 """One-pass CPU kernels for updating scattered rows of a big table in place (numba).
 
-``explorer.sparse_adam`` updates, at every step, only the embedding rows a
+``explorer.training.sparse_adam`` updates, at every step, only the embedding rows a
 batch touches. Written with torch ops that costs a gather, a dozen elementwise
 passes and a scatter per row; these kernels read each touched row of the
 parameter, its two moments and its gradient once and write them back once,

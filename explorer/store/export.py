@@ -12,7 +12,7 @@ The zip holds:
                        named after the task (logits, or standardised values
                        for regression)
     README.md          a model card
-``explorer.load_bundle`` reads it back (see ``explorer.bundle``).
+``explorer.load_bundle`` reads it back (see ``explorer.store.bundle``).
 """
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.atomic import atomic_file
-from explorer.bundle import FORMAT, INPUT_NAMES, VERSION
+from explorer.store.atomic import atomic_file
+from explorer.store.bundle import FORMAT, INPUT_NAMES, VERSION
 from explorer.errors import ExplorerError
-from explorer.runs import Run, list_runs, load_run, reuse_key
-from explorer.tasks import Task
-from explorer.training import TrainConfig
+from explorer.store.runs import Run, list_runs, load_run, reuse_key
+from explorer.data.tasks import Task
+from explorer.training.trainer import TrainConfig
 from models import MultiTaskModel
 
 PARITY_LIMIT = 1e-4  # largest |onnxruntime - PyTorch| output accepted at export

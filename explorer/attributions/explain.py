@@ -24,9 +24,9 @@ from scipy.stats import spearmanr
 
 from explorer.attributions import get_method, group_index
 from explorer.errors import Cancelled, ExplorerError
-from explorer.predict import Predictor
-from explorer.preprocess import UNK, tokenize
-from explorer.tasks import Task
+from explorer.store.predict import Predictor
+from explorer.data.preprocess import UNK, tokenize
+from explorer.data.tasks import Task
 
 N_STEPS = 50          # one input: on news |delta| is ~0.1 % of f(x) - f(baseline) (95th percentile ~1 %)
 GLOBAL_STEPS = 16     # per row when averaging many rows: on news |scores| within ~0.5 % (L1) of 300 steps

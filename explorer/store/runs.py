@@ -24,10 +24,10 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from explorer.errors import ExplorerError
-from explorer.predict import Predictor
-from explorer.preprocess import preprocessor_from_dict
-from explorer.tasks import Task
-from explorer.training import TrainConfig, TrainResult
+from explorer.store.predict import Predictor
+from explorer.data.preprocess import preprocessor_from_dict
+from explorer.data.tasks import Task
+from explorer.training.trainer import TrainConfig, TrainResult
 from models import ModelSpec, MultiTaskModel
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")

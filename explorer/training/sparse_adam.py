@@ -19,7 +19,7 @@ table follows dense Adam to about float32 rounding, even for the tiny gradients 
 rare words (tests/test_sparse_adam.py compares the two). This is dense Adam,
 not a different optimiser such as SparseAdam, whose untouched rows just wait.
 
-On the CPU both updates run as one-pass kernels (``explorer.row_kernels``);
+On the CPU both updates run as one-pass kernels (``explorer.training.row_kernels``);
 elsewhere, or without numba, as torch ops on gathered copies of the rows.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from explorer import row_kernels
+from explorer.training import row_kernels
 
 WINDOW = 512          # missed steps beyond this weigh r^512 < 1e-23: nothing in float32
 FLUSH_ROWS = 4096     # rows per block of a flush
@@ -141,7 +141,7 @@ class EmbeddingAdam:
     def _update_rows(self, group: int, rows: torch.Tensor, kernel: str, kernel_args: list, update) -> None:
         """Update ``rows`` of the parameters and moments in place, then mark them current.
 
-        With the row kernels, ``kernel`` (a name in ``explorer.row_kernels``) runs on the rows
+        With the row kernels, ``kernel`` (a name in ``explorer.training.row_kernels``) runs on the rows
         where they lie; otherwise ``update(p, m, v)`` runs on gathered copies, which are put back.
         """
         p, m, v = self.table[group], self.m[group], self.v[group]

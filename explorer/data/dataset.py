@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from explorer.errors import ExplorerError
-from explorer.tasks import Task, coverage, has_label
+from explorer.data.tasks import Task, coverage, has_label
 
 Modality = Literal["text", "tabular", "image"]
 TEST_SHARE = 0.2
@@ -39,7 +39,7 @@ class Dataset:
 
     ``inputs`` is a list of strings (text), a DataFrame of feature columns
     (tabular) or a float array of shape (n, h, w) (image). ``labels[name]`` holds
-    int codes (-1 = missing) or floats (NaN = missing), see ``explorer.tasks``.
+    int codes (-1 = missing) or floats (NaN = missing), see ``explorer.data.tasks``.
     ``source`` records how to load it again (name and options), which the run
     store keeps so a baseline is reused only on the same data.
     """

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from explorer.preprocess import Preprocessor
-from explorer.tasks import Task
+from explorer.data.preprocess import Preprocessor
+from explorer.data.tasks import Task
 from models import MultiTaskModel
 
 

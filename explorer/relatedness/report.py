@@ -11,9 +11,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from explorer.atomic import write_atomic
+from explorer.store.atomic import write_atomic
 from explorer.plots import transfer as plots
-from explorer.sweep import SweepReport
+from explorer.relatedness.sweep import SweepReport
 
 MAX_COMBINATION_CHARTS = 12
 CSS = """

@@ -1,0 +1,1 @@
+"""Data: the Dataset type, splits, tasks and label encoding, preprocessing."""

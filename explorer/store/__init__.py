@@ -1,0 +1,1 @@
+"""Store: the run store, export to bundles, loading bundles, prediction, atomic writes."""
