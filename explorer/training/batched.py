@@ -26,6 +26,7 @@ from explorer.relatedness.combos import (ComboRun, Progress, normalise_combinati
                              train_sequential)
 from explorer.data.dataset import Dataset
 from explorer.training.device import describe, resolve_device
+from explorer.training.hooks import Callback, Epoch, Step, fit
 from explorer.errors import ExplorerError
 from explorer.training.metrics import task_metrics
 from explorer.training.sparse_adam import EmbeddingAdam
@@ -132,6 +133,108 @@ def _outputs(stack: StackedModel, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([stack(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)], 1)
 
 
+class StackSteps:
+    """The ``explorer.training.hooks.Steps`` of a ``StackedModel``: every slot steps on its own seed's batch."""
+
+    def __init__(self, stack: StackedModel, prepared: Prepared, combinations, config: TrainConfig,
+                 seeds: list[int], device):
+        self.model, self.config, self.device = stack, config, device
+        self.losses = _Losses(prepared, stack, combinations, device)
+        self.names = [t.name for t in prepared.tasks]
+        self.x = prepared.x["train"].to(device)
+        self.y = [prepared.y["train"][t].to(device) for t in self.names]
+        self.x_val = prepared.x["val"].to(device)
+        self.y_val = [prepared.y["val"][t].to(device) for t in self.names]
+        self.step_fn = _TextStep(stack, self.x, config) if stack.modality == "text" else _DenseStep(stack)
+        self.optimiser = _optimiser(self.step_fn.parameters(), config.lr)
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.steps_per_epoch = max(1, -(-len(self.x) // config.batch_size))
+        shape = (stack.slots, len(self.names))
+        self.sums, self.counts = torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def batches(self, epoch: int):
+        self.sums.zero_()
+        self.counts.zero_()
+        orders = [torch.randperm(len(self.x), generator=g).split(self.config.batch_size) for g in self.generators]
+        return (torch.stack(batches).to(self.device) for batches in zip(*orders))  # [groups, B]
+
+    def forward(self, rows: torch.Tensor) -> Step:
+        outputs = self.step_fn.forward(self.x, rows)
+        targets = [y[rows] for y in self.y]
+        mean, valid = self.losses.means(*self.losses(outputs, targets))
+        return Step(self.model, self.optimiser, rows, None, targets, None, mean, extra={"valid": valid})
+
+    def update(self, step: Step) -> None:
+        valid = step.extra["valid"]
+        # summed over slots: d(total)/d(slot c's weights) is slot c's own loss gradient
+        (step.losses * valid).sum().backward()
+        self.step_fn.finish_backward()
+        self.optimiser.step()
+        with torch.no_grad():
+            self.sums += step.losses.detach() * valid
+            self.counts += valid
+
+    def end_epoch(self, epoch: int, epochs: int) -> Epoch:
+        self.step_fn.flush()
+        val_mean, val_valid = _val_losses(self.model, self.losses, self.x_val, self.y_val)
+        return Epoch(epoch, epochs, self.model, self.sums / self.counts.clamp(min=1), val_mean,
+                     extra={"train_valid": self.counts > 0, "val_valid": val_valid})
+
+
+class SlotStopping(Callback):
+    """``explorer.training.hooks.EarlyStopping`` for every slot at once, and each slot's history.
+
+    A slot that stops keeps training with the others (its weights move on) but
+    its best epoch's weights are put back at the end and its history ends there.
+    """
+
+    def __init__(self, stack: StackedModel, names: list[str], patience: int):
+        self.stack, self.names, self.patience = stack, names, patience
+        device = stack.head_weight.device
+        self.best = torch.full((stack.slots,), float("inf"), device=device)
+        self.best_epoch = [0] * stack.slots
+        self.stale = torch.zeros(stack.slots, dtype=torch.long, device=device)
+        self.stopped = torch.zeros(stack.slots, dtype=torch.bool, device=device)
+        self.saved: dict[str, torch.Tensor] = {}  # each slot's weights at its best validation epoch
+        self.histories: list[list[dict]] = [[] for _ in range(stack.slots)]
+
+    def on_epoch(self, epoch: Epoch) -> None:
+        val_valid = epoch.extra["val_valid"]
+        val_total = torch.where(val_valid, epoch.val, torch.zeros_like(epoch.val)).sum(1)
+        improved = (val_total < self.best - 1e-6) & ~self.stopped
+        self.best = torch.where(improved, val_total, self.best)
+        self.stale = torch.where(improved, torch.zeros_like(self.stale), self.stale + 1)
+        _checkpoint(self.stack, self.saved, improved.cpu())
+        train, train_has = epoch.train.cpu(), epoch.extra["train_valid"].cpu()
+        val, val_has = epoch.val.cpu(), val_valid.cpu()
+        improved, stopped = improved.cpu(), self.stopped.cpu()
+        for c in range(self.stack.slots):
+            if stopped[c]:
+                continue
+            self.histories[c].append({
+                "epoch": epoch.epoch,
+                "train": {t: float(train[c, j]) for j, t in enumerate(self.names) if train_has[c, j]},
+                "val": {t: float(val[c, j]) for j, t in enumerate(self.names) if val_has[c, j]}})
+            if improved[c]:
+                self.best_epoch[c] = epoch.epoch
+        if self.patience:
+            self.stopped |= self.stale >= self.patience
+
+    def should_stop(self, epoch: Epoch) -> bool:
+        return bool(self.patience) and bool(self.stopped.all())
+
+    def on_end(self, steps) -> None:
+        _restore(self.stack, self.saved, torch.tensor([e > 0 for e in self.best_epoch]))
+
+
+class _SweepProgress(Callback):
+    def __init__(self, progress: Progress, text: str, epochs: int):
+        self.progress, self.text, self.epochs = progress, text, epochs
+
+    def on_step(self, step: Step) -> None:
+        report(self.progress, step.index, step.total, self.text, step.epoch, self.epochs)
+
+
 def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig, seeds: list[int],
                   progress: Progress | None = None, prepared: Prepared | None = None,
                   keep_models: bool = False) -> list[ComboRun]:
@@ -140,74 +243,14 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     device = resolve_device(config.device)
     stack = build_stack(prepared, combinations, config, seeds).to(device)
     torch.manual_seed(seeds[0])  # dropout masks: a different stream from sequential mode, but reproducible
-    losses = _Losses(prepared, stack, combinations, device)
-    names = [t.name for t in prepared.tasks]
-    slots, n_tasks = stack.slots, len(names)
-
-    x_train = prepared.x["train"].to(device)
-    y_train = [prepared.y["train"][t].to(device) for t in names]
-    x_val = prepared.x["val"].to(device)
-    y_val = [prepared.y["val"][t].to(device) for t in names]
-    step_fn = _TextStep(stack, x_train, config) if stack.modality == "text" else _DenseStep(stack)
-    optimiser = _optimiser(step_fn.parameters(), config.lr)
-    n = len(x_train)
-    steps_per_epoch = max(1, -(-n // config.batch_size))
-    generators = [torch.Generator().manual_seed(s) for s in seeds]
-
-    best = torch.full((slots,), float("inf"), device=device)
-    best_epoch = [0] * slots
-    stale = torch.zeros(slots, dtype=torch.long, device=device)
-    stopped = torch.zeros(slots, dtype=torch.bool, device=device)
-    saved: dict[str, torch.Tensor] = {}  # each slot's weights at its best validation epoch
-    histories: list[list[dict]] = [[] for _ in range(slots)]
+    steps = StackSteps(stack, prepared, combinations, config, seeds, device)
+    stopping = SlotStopping(stack, steps.names, config.patience)
+    total = steps.steps_per_epoch * config.epochs
     text = f"{len(combinations)} combinations x {len(seeds)} seeds, batched"
-    step = 0
-    for epoch in range(1, config.epochs + 1):
-        stack.train()
-        sums = torch.zeros(slots, n_tasks, device=device)
-        counts = torch.zeros(slots, n_tasks, device=device)
-        orders = [torch.randperm(n, generator=g).split(config.batch_size) for g in generators]
-        for batches in zip(*orders):
-            rows = torch.stack(batches).to(device)                  # [groups, B]
-            outputs = step_fn.forward(x_train, rows)
-            loss_sums, loss_counts = losses(outputs, [y[rows] for y in y_train])
-            mean, valid = losses.means(loss_sums, loss_counts)
-            # summed over slots: d(total)/d(slot c's weights) is slot c's own loss gradient
-            (mean * valid).sum().backward()
-            step_fn.finish_backward()
-            optimiser.step()
-            with torch.no_grad():
-                sums += mean.detach() * valid
-                counts += valid
-            step += 1
-            report(progress, step, steps_per_epoch * config.epochs, text, epoch, config.epochs)
-        step_fn.flush()
-        train_mean = (sums / counts.clamp(min=1)).cpu()
-        train_has = (counts > 0).cpu()
-        val_mean, val_valid = _val_losses(stack, losses, x_val, y_val)
-        val_total = torch.where(val_valid, val_mean, torch.zeros_like(val_mean)).sum(1)
-        improved = (val_total < best - 1e-6) & ~stopped
-        best = torch.where(improved, val_total, best)
-        stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
-        _checkpoint(stack, saved, improved.cpu())
-        val_cpu, val_valid_cpu = val_mean.cpu(), val_valid.cpu()
-        improved_cpu, stopped_cpu = improved.cpu(), stopped.cpu()
-        for c in range(slots):
-            if stopped_cpu[c]:
-                continue
-            histories[c].append({
-                "epoch": epoch,
-                "train": {t: float(train_mean[c, j]) for j, t in enumerate(names) if train_has[c, j]},
-                "val": {t: float(val_cpu[c, j]) for j, t in enumerate(names) if val_valid_cpu[c, j]}})
-            if improved_cpu[c]:
-                best_epoch[c] = epoch
-        if config.patience:
-            stopped |= stale >= config.patience
-            if bool(stopped.all()):
-                break
-    _restore(stack, saved, torch.tensor([e > 0 for e in best_epoch]))
+    hooks = [stopping] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
+    fit(steps, config.epochs, total, hooks)
     outputs = _outputs(stack, prepared.x["test"].to(device)).cpu()
-    seconds = (time.perf_counter() - start) / slots  # the stack's time, shared out per model
+    seconds = (time.perf_counter() - start) / stack.slots  # the stack's time, shared out per model
     runs = []
     for s, seed in enumerate(seeds):
         for i, combo in enumerate(combinations):
@@ -218,10 +261,9 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
                                           prepared.target_stats.get(t.name))
                 metrics[t.name] = task_metrics(t, prepared.y_raw["test"][t.name], pred)
             model = slot_model(stack, c, restrict(prepared, combo), config) if keep_models else None
-            runs.append(ComboRun(combo, seed, metrics, best_epoch[c], histories[c], model=model,
+            runs.append(ComboRun(combo, seed, metrics, stopping.best_epoch[c], stopping.histories[c], model=model,
                                  seconds=seconds, device=describe(device)))
-    report(progress, steps_per_epoch * config.epochs, steps_per_epoch * config.epochs, "done",
-           config.epochs, config.epochs)
+    report(progress, total, total, "done", config.epochs, config.epochs)
     return runs
 
 

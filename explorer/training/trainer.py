@@ -6,8 +6,8 @@ callback that the CLI and the app share; returning False from it cancels.
 """
 from __future__ import annotations
 
-import copy
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from explorer.data.dataset import Dataset, Split
 from explorer.training.device import describe, resolve_device
-from explorer.errors import Cancelled, ExplorerError
+from explorer.training.hooks import Callback, EarlyStopping, Epoch, Step, fit
+from explorer.errors import ExplorerError
 from explorer.methods import get_method
 from explorer.training.metrics import majority_baseline, task_metrics
 from explorer.data.preprocess import Preprocessor, fit_preprocessor
@@ -153,12 +154,77 @@ def model_spec(prepared: Prepared, config: TrainConfig) -> ModelSpec:
                      embed_dim=config.embed_dim, dropout=config.dropout)
 
 
+class ModelSteps:
+    """The ``explorer.training.hooks.Steps`` of one ``MultiTaskModel``: Adam on shuffled mini-batches."""
+
+    def __init__(self, model: MultiTaskModel, method, optimiser, prepared: Prepared, config: TrainConfig, device):
+        self.model, self.method, self.optimiser = model, method, optimiser
+        self.prepared, self.config, self.device = prepared, config, device
+        self.tasks = prepared.tasks
+        self.x = prepared.x["train"].to(device)
+        self.y = {k: v.to(device) for k, v in prepared.y["train"].items()}
+        self.order = torch.Generator().manual_seed(config.seed)
+        self.trace: list[dict] = []  # per step: {step, epoch, weights}
+        self.history: list[dict] = []
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-len(self.x) // self.config.batch_size))
+
+    def batches(self, epoch: int):
+        self._sums = {t.name: 0.0 for t in self.tasks}
+        self._counts = dict.fromkeys(self._sums, 0)
+        return torch.randperm(len(self.x), generator=self.order).split(self.config.batch_size)
+
+    def forward(self, rows: torch.Tensor) -> Step | None:
+        x, targets = self.x[rows], {name: y[rows] for name, y in self.y.items()}
+        features = self.model.encode(x)
+        losses = batch_losses(self.tasks, self.model.decode(features), targets)
+        if not losses:
+            return None  # no labels of any chosen task in this batch
+        return Step(self.model, self.optimiser, rows, x, targets, features, losses)
+
+    def update(self, step: Step) -> None:
+        self.optimiser.zero_grad(set_to_none=True)
+        step.weights = self.method.backward(step.losses, step.features, self.model.shared_parameters())
+        self.optimiser.step()
+        self.method.after_step(lambda: batch_losses(self.tasks, self.model(step.x), step.targets))
+        self.trace.append({"step": step.index, "epoch": step.epoch, "weights": step.weights})
+        for name, loss in step.losses.items():
+            self._sums[name] += loss.item()
+            self._counts[name] += 1
+
+    def end_epoch(self, epoch: int, epochs: int) -> Epoch:
+        train_losses = {k: self._sums[k] / self._counts[k] for k in self._sums if self._counts[k]}
+        self.method.end_epoch(train_losses)
+        val_losses = evaluate_losses(self.model, self.prepared, "val", self.device)
+        last = self.trace[-1]["weights"] if self.trace else {}
+        self.history.append({"epoch": epoch, "train": train_losses, "val": val_losses, "weights": last})
+        return Epoch(epoch, epochs, self.model, train_losses, val_losses)
+
+
+class ProgressHook(Callback):
+    """Forwards every step to a ``Progress`` callback; its False cancels."""
+
+    def __init__(self, progress: Progress, epochs: int):
+        self.progress, self.epochs = progress, epochs
+
+    def on_step(self, step: Step) -> bool | None:
+        return self.progress({"step": step.index, "total_steps": step.total, "epoch": step.epoch,
+                              "epochs": self.epochs, "losses": {k: v.item() for k, v in step.losses.items()},
+                              "weights": step.weights})
+
+
 def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = None,
-          progress: Progress | None = None, prepared: Prepared | None = None) -> TrainResult:
+          progress: Progress | None = None, prepared: Prepared | None = None,
+          callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Train one shared model on ``task_names`` and score it on the test split.
 
     Pass ``prepared`` (from ``prepare``) to reuse tensors across many models of
     one sweep; it must have been built from the same tasks and config.
+    ``callbacks`` (``explorer.training.hooks.Callback``) see every step and epoch.
     """
     config = (config or TrainConfig()).resolve(dataset.modality)
     prepared = prepared or prepare(dataset, task_names, config)
@@ -167,59 +233,18 @@ def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = 
     model = MultiTaskModel(model_spec(prepared, config)).to(device)
     method = get_method(config.method, [t.name for t in prepared.tasks], device)
     optimiser = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=config.lr)
-    x_train = prepared.x["train"].to(device)
-    y_train = {k: v.to(device) for k, v in prepared.y["train"].items()}
-    n = len(x_train)
-    steps_per_epoch = max(1, -(-n // config.batch_size))
-    order = torch.Generator().manual_seed(config.seed)
-    best, best_state, best_epoch, history, stale, step = float("inf"), None, 0, [], 0, 0
-    trace = []
+    steps = ModelSteps(model, method, optimiser, prepared, config, device)
+    stopping = EarlyStopping(config.patience)
+    hooks = [stopping, *callbacks] + ([ProgressHook(progress, config.epochs)] if progress else [])
     start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        sums = {t.name: 0.0 for t in prepared.tasks}
-        counts = dict.fromkeys(sums, 0)
-        for batch in torch.randperm(n, generator=order).split(config.batch_size):
-            targets = {name: y[batch] for name, y in y_train.items()}
-            features = model.encode(x_train[batch])
-            losses = batch_losses(prepared.tasks, model.decode(features), targets)
-            if not losses:
-                continue  # no labels of any chosen task in this batch
-            optimiser.zero_grad(set_to_none=True)
-            weights = method.backward(losses, features, model.shared_parameters())
-            optimiser.step()
-            method.after_step(lambda: batch_losses(prepared.tasks, model(x_train[batch]), targets))
-            step += 1
-            trace.append({"step": step, "epoch": epoch, "weights": weights})
-            for name, loss in losses.items():
-                sums[name] += loss.item()
-                counts[name] += 1
-            if progress is not None and progress({
-                "step": step, "total_steps": steps_per_epoch * config.epochs, "epoch": epoch,
-                "epochs": config.epochs, "losses": {k: v.item() for k, v in losses.items()},
-                "weights": weights}) is False:
-                raise Cancelled("training cancelled")
-        train_losses = {k: sums[k] / counts[k] for k in sums if counts[k]}
-        method.end_epoch(train_losses)
-        val_losses = evaluate_losses(model, prepared, "val", device)
-        val_total = sum(val_losses.values())  # early stopping on the unweighted sum
-        history.append({"epoch": epoch, "train": train_losses, "val": val_losses, "weights": weights})
-        if val_total < best - 1e-6:
-            best, best_epoch, stale = val_total, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if config.patience and stale >= config.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    fit(steps, config.epochs, steps.steps_per_epoch * config.epochs, hooks)
     metrics = evaluate(model, prepared, "test", device)
     baseline = {t.name: majority_baseline(t, prepared.y_raw["train"][t.name], prepared.y_raw["test"][t.name])
                 for t in prepared.tasks}
     return TrainResult(model.cpu().eval(), prepared.tasks, prepared.preprocessor, config, metrics, baseline,
-                       history, prepared.target_stats, prepared.split.sizes(), best_epoch,
+                       steps.history, prepared.target_stats, prepared.split.sizes(), stopping.best_epoch,
                        time.perf_counter() - start, describe(device), dict(dataset.source),
-                       dataset.fingerprint(), trace)
+                       dataset.fingerprint(), steps.trace)
 
 
 @torch.no_grad()

@@ -1,0 +1,148 @@
+"""The one training loop, and the callbacks that hook into it.
+
+``fit`` is the loop of every trainer: ``explorer.training.trainer.train`` (one
+model) and ``explorer.training.batched`` (a stack of models, one per slot) run
+it with their own ``Steps`` (how to draw batches, take one step and score an
+epoch). Early stopping, progress and measurements made during training (e.g. the
+affinity estimates) are callbacks, not copies of the loop.
+
+What a callback receives
+------------------------
+``before_update(step)`` and ``on_step(step)`` get a ``Step``:
+
+- ``step.model``      the network being trained (``MultiTaskModel``; a ``StackedModel`` in batched mode)
+- ``step.optimiser``  its optimiser (``torch.optim.Adam``)
+- ``step.x``          the batch's inputs, ``step.targets`` its targets (task -> tensor, model units),
+  ``step.rows``       the batch's row indices into the training split
+- ``step.features``   the shared encoder's output for the batch (still in the autograd graph)
+- ``step.losses``     task -> loss tensor of the tasks labelled in the batch (batched: [slots, tasks])
+- ``step.weights``    task -> weight the method gave each loss (set after the update)
+- ``step.index``      1-based step number, ``step.epoch``, ``step.total`` (steps planned)
+- ``step.extra``      trainer-specific values (batched: ``valid`` [slots, tasks], which losses count)
+
+``before_update`` runs after the forward pass and before ``backward``/``optimiser.step``:
+the parameters are those the losses were computed with (a look-ahead measurement
+goes here; if it runs its own forward passes, it should do so in ``model.eval()``
+and put ``model.train()`` back). ``on_step`` runs after the update; return False
+from it to cancel (the loop raises ``Cancelled``). ``on_epoch(epoch)`` and
+``should_stop(epoch)`` get an ``Epoch`` (mean training losses, validation losses,
+the model); ``on_end(steps)`` runs once when the loop ends (early stopping puts the
+best weights back there). A callback overrides only the hooks it needs.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from explorer.errors import Cancelled
+
+
+@dataclass
+class Step:
+    model: torch.nn.Module
+    optimiser: torch.optim.Optimizer
+    rows: torch.Tensor
+    x: Any
+    targets: Any
+    features: torch.Tensor | None
+    losses: Any
+    index: int = 0
+    epoch: int = 0
+    total: int = 0
+    weights: dict[str, float] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # trainer-specific (batched: ``valid``, which losses count)
+
+
+@dataclass
+class Epoch:
+    epoch: int
+    epochs: int
+    model: torch.nn.Module
+    train: Any   # task -> mean training loss (batched: [slots, tasks] tensor with ``train_valid``)
+    val: Any     # task -> validation loss (batched: [slots, tasks] tensor with ``val_valid``)
+    extra: dict = field(default_factory=dict)
+
+
+class Callback:
+    """Base class: every hook does nothing."""
+
+    def before_update(self, step: Step) -> None:
+        pass
+
+    def on_step(self, step: Step) -> bool | None:
+        return None
+
+    def on_epoch(self, epoch: Epoch) -> None:
+        pass
+
+    def should_stop(self, epoch: Epoch) -> bool:
+        return False
+
+    def on_end(self, steps: "Steps") -> None:
+        pass
+
+
+class Steps(Protocol):
+    """What a trainer gives the loop: its model, batches, one step and one epoch's scores."""
+    model: torch.nn.Module
+
+    def batches(self, epoch: int) -> Iterable[torch.Tensor]: ...
+    def forward(self, rows: torch.Tensor) -> Step | None: ...   # None: nothing to learn from this batch
+    def update(self, step: Step) -> None: ...
+    def end_epoch(self, epoch: int, epochs: int) -> Epoch: ...
+
+
+def fit(steps: Steps, epochs: int, total_steps: int, callbacks: Sequence[Callback] = ()) -> int:
+    """Train for up to ``epochs`` epochs; returns the number of epochs run."""
+    index, epoch = 0, 0
+    for epoch in range(1, epochs + 1):
+        steps.model.train()
+        for rows in steps.batches(epoch):
+            step = steps.forward(rows)
+            if step is None:
+                continue
+            index += 1
+            step.index, step.epoch, step.total = index, epoch, total_steps
+            for cb in callbacks:
+                cb.before_update(step)
+            steps.update(step)
+            if any([cb.on_step(step) is False for cb in callbacks]):
+                raise Cancelled("training cancelled")
+        scores = steps.end_epoch(epoch, epochs)
+        for cb in callbacks:
+            cb.on_epoch(scores)
+        if any([cb.should_stop(scores) for cb in callbacks]):
+            break
+    for cb in callbacks:
+        cb.on_end(steps)
+    return epoch
+
+
+class EarlyStopping(Callback):
+    """Stop after ``patience`` epochs without a lower summed validation loss; keep the best epoch's weights.
+
+    The sum is unweighted: every task counts the same, whatever method trains the model.
+    ``patience=0`` never stops early (the best epoch is still restored).
+    """
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best, self.best_epoch, self.stale, self.state = float("inf"), 0, 0, None
+
+    def on_epoch(self, epoch: Epoch) -> None:
+        total = sum(epoch.val.values())
+        if total < self.best - 1e-6:
+            self.best, self.best_epoch, self.stale = total, epoch.epoch, 0
+            self.state = {k: v.detach().clone() for k, v in epoch.model.state_dict().items()}
+        else:
+            self.stale += 1
+
+    def should_stop(self, epoch: Epoch) -> bool:
+        return bool(self.patience) and self.stale >= self.patience
+
+    def on_end(self, steps: Steps) -> None:
+        if self.state is not None:
+            steps.model.load_state_dict(self.state)
