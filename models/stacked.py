@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.multitask import MultiTaskModel
+from models.seeded import dropout_mask
 
 
 class StackedModel(nn.Module):
@@ -61,6 +62,7 @@ class StackedModel(nn.Module):
                 self.ops.append(("flatten",))
             else:
                 raise ValueError(f"cannot stack encoder layer {type(layer).__name__}")
+        self.dropout_generators: list[torch.Generator] | None = None  # one per slot (models.seeded)
         self.head_weight = nn.Parameter(torch.zeros(slots, self.n_outputs, spec.hidden))
         self.head_bias = nn.Parameter(torch.zeros(slots, self.n_outputs))
 
@@ -102,10 +104,18 @@ class StackedModel(nn.Module):
             elif op[0] == "relu":
                 h = torch.relu(h)
             elif op[0] == "dropout":
-                h = F.dropout(h, op[1], self.training)
+                h = self._dropout(h, op[1])
             else:  # flatten everything after (slot, batch)
                 h = h.flatten(2)
         return h
+
+    def _dropout(self, h: torch.Tensor, p: float) -> torch.Tensor:
+        if not self.training or p == 0:
+            return h
+        if self.dropout_generators is None:
+            return F.dropout(h, p, True)
+        # slot c's mask [B, ...] from slot c's generator: the very draws its model makes when trained alone
+        return h * torch.stack([dropout_mask(h.shape[1:], p, g, h.device) for g in self.dropout_generators])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features [C, B, hidden] of one batch ``x`` [B, ...] that every slot sees (evaluation)."""

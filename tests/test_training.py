@@ -70,3 +70,47 @@ def test_unknown_and_empty_task_selection():
         train(tiny_digits(), ["colour"], TrainConfig(**FAST))
     with pytest.raises(ExplorerError, match="No task selected"):
         train(tiny_digits(), [], TrainConfig(**FAST))
+
+
+def test_same_seed_same_numbers_while_other_jobs_train():
+    """Jobs are threads of one process: training must not draw from torch's global RNG (issue 11 item 9)."""
+    import threading
+
+    import torch
+
+    from explorer.jobs import Job
+    from explorer.training.batched import train_combinations
+
+    ds = tiny_digits()
+    config = TrainConfig(epochs=2, hidden=16, train_size=300)  # dropout on: the default
+
+    def single(progress):
+        r = train(ds, ["digit", "even"], config, progress=progress)
+        return r.history, r.metrics, {k: v.clone() for k, v in r.model.state_dict().items()}
+
+    def batched(progress):
+        runs = train_combinations(ds, [("digit",), ("digit", "even")], config, [4, 5], progress=progress)
+        return [(r.history, r.metrics) for r in runs]
+
+    solo_single, solo_batched = single(None), batched(None)
+    stop = threading.Event()
+
+    def noise():  # another session drawing from the global RNG all along
+        while not stop.is_set():
+            torch.manual_seed(123)
+            torch.rand(1000)
+
+    noisy = threading.Thread(target=noise, daemon=True)
+    noisy.start()
+    try:
+        jobs = [Job(single).start(), Job(single).start(), Job(batched).start(), Job(batched).start()]
+        assert all(job.wait(120) for job in jobs)
+    finally:
+        stop.set()
+        noisy.join()
+    assert all(job.status == "done" for job in jobs), [job.error for job in jobs]
+    for job in jobs[:2]:
+        history, metrics, state = job.result
+        assert history == solo_single[0] and metrics == solo_single[1]
+        assert all(torch.equal(state[k], v) for k, v in solo_single[2].items())
+    assert jobs[2].result == solo_batched and jobs[3].result == solo_batched

@@ -32,6 +32,7 @@ from explorer.training.metrics import task_metrics
 from explorer.training.sparse_adam import EmbeddingAdam
 from explorer.training.trainer import Prepared, TrainConfig, decode_predictions, model_spec
 from models import MultiTaskModel
+from models.seeded import generator, seed_model
 from models.stacked import BagOfWords, StackedModel
 
 MODES = ("batched", "sequential")
@@ -73,12 +74,13 @@ def build_stack(prepared: Prepared, combinations: list[tuple[str, ...]], config:
     stack = None
     for s, seed in enumerate(seeds):
         for i, combo in enumerate(combinations):
-            torch.manual_seed(seed)
-            model = MultiTaskModel(model_spec(restrict(prepared, combo), config))
+            model = seed_model(MultiTaskModel(model_spec(restrict(prepared, combo), config)), seed)
             if stack is None:
                 stack = StackedModel(model, len(seeds) * len(combinations), len(seeds),
                                      heads={t.name: t.n_outputs for t in prepared.tasks})
             stack.set_slot(s * len(combinations) + i, model)
+    # each slot draws its dropout masks from its own generator, as its model would alone
+    stack.dropout_generators = [generator(seed, "dropout") for seed in seeds for _ in combinations]
     return stack
 
 
@@ -242,7 +244,6 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     prepared = prepare_union(dataset, combinations, config, prepared)
     device = resolve_device(config.device)
     stack = build_stack(prepared, combinations, config, seeds).to(device)
-    torch.manual_seed(seeds[0])  # dropout masks: a different stream from sequential mode, but reproducible
     steps = StackSteps(stack, prepared, combinations, config, seeds, device)
     stopping = SlotStopping(stack, steps.names, config.patience)
     total = steps.steps_per_epoch * config.epochs

@@ -24,6 +24,7 @@ from explorer.training.metrics import majority_baseline, task_metrics
 from explorer.data.preprocess import Preprocessor, fit_preprocessor
 from explorer.data.tasks import Task, has_label
 from models import ModelSpec, MultiTaskModel
+from models.seeded import seed_model, unseed_dropout
 
 Progress = Callable[[dict], "bool | None"]
 # Adam step sizes per modality, picked from 3e-3 / 1e-2 / 3e-2 on the built-in data:
@@ -229,8 +230,8 @@ def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = 
     config = (config or TrainConfig()).resolve(dataset.modality)
     prepared = prepared or prepare(dataset, task_names, config)
     device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    model = MultiTaskModel(model_spec(prepared, config)).to(device)
+    # init, batch order and dropout each from the seed's own generator (models.seeded): no global RNG
+    model = seed_model(MultiTaskModel(model_spec(prepared, config)), config.seed).to(device)
     method = get_method(config.method, [t.name for t in prepared.tasks], device)
     optimiser = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=config.lr)
     steps = ModelSteps(model, method, optimiser, prepared, config, device)
@@ -241,6 +242,7 @@ def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = 
     metrics = evaluate(model, prepared, "test", device)
     baseline = {t.name: majority_baseline(t, prepared.y_raw["train"][t.name], prepared.y_raw["test"][t.name])
                 for t in prepared.tasks}
+    unseed_dropout(model)  # the trained model carries no generator (it copies and pickles like any model)
     return TrainResult(model.cpu().eval(), prepared.tasks, prepared.preprocessor, config, metrics, baseline,
                        steps.history, prepared.target_stats, prepared.split.sizes(), stopping.best_epoch,
                        time.perf_counter() - start, describe(device), dict(dataset.source),
