@@ -14,6 +14,8 @@ import itertools
 import os
 import platform
 import resource
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
@@ -222,6 +224,58 @@ def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
         out["speedup"] = round(out["sequential"]["seconds"] / out["batched"]["seconds"], 2)
     out["process_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return out
+
+
+# Another session's training, as torch runs it by default: a small matmul loop on every core.
+_LOAD = "import torch\ntorch.set_num_threads({threads})\na = torch.randn(256, 256)\nwhile True:\n    a @ a\n"
+
+
+def load_slowdown(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 3, train_size: float = 1.0,
+                  device: str = "auto", processes: int = 1, progress=None) -> dict:
+    """The default sweep (``run_sweep``: batched, with the affinity run) alone, then beside a CPU load.
+
+    The load is ``processes`` processes each running torch matmuls on every
+    core. If the sweep's threads do not fight the load, it slows down about as
+    much as its fair share of the cores shrinks (``fair_slowdown``), not 10x.
+    """
+    from explorer.relatedness.sweep import run_sweep
+
+    tasks = list(dataset.tasks)[:n_tasks]
+    if len(tasks) < 2 or len(tasks) < n_tasks:
+        raise ExplorerError(f"--tasks must be between 2 and {len(dataset.tasks)} for '{dataset.name}', got {n_tasks}.")
+    if processes < 1:
+        raise ExplorerError(f"--load must be >= 1 process, got {processes}.")
+    config = TrainConfig(epochs=epochs, train_size=train_size, device=device)
+
+    def sweep():
+        run_sweep(dataset, tasks, seeds=seeds, config=config, progress=progress)
+
+    alone = _time(sweep)[0]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = [subprocess.Popen([sys.executable, "-c", _LOAD.format(threads=cpus)]) for _ in range(processes)]
+    try:
+        time.sleep(2.0)  # the load processes import torch before the clock starts
+        loaded = _time(sweep)[0]
+    finally:
+        for proc in load:
+            proc.kill()
+            proc.wait()
+    from explorer.training.threads import TRAIN_THREADS
+    demand = TRAIN_THREADS + processes * cpus  # runnable threads while both run
+    return {"dataset": dataset.name, "tasks": tasks, "seeds": seeds, "epochs": epochs, "train_size": train_size,
+            "cpus": cpus, "train_threads": TRAIN_THREADS, "load_processes": processes, "load_threads": cpus,
+            "alone_seconds": round(alone, 2), "loaded_seconds": round(loaded, 2),
+            "slowdown": round(loaded / alone, 2),
+            "fair_slowdown": round(max(1.0, demand / cpus), 2)}
+
+
+def format_load(result: dict) -> str:
+    return (f"default sweep ({result['dataset']}, {len(result['tasks'])} tasks, {result['seeds']} seeds, "
+            f"{result['epochs']} epochs, batched + affinity, {result['train_threads']} training thread(s)): "
+            f"{result['alone_seconds']:.1f} s alone, {result['loaded_seconds']:.1f} s beside "
+            f"{result['load_processes']} CPU-bound process(es) of {result['load_threads']} threads: "
+            f"slowdown {result['slowdown']:.2f}x (its fair share of {result['cpus']} CPUs would give "
+            f"{result['fair_slowdown']:.2f}x)")
 
 
 def profile_batched(dataset: Dataset, n_tasks: int = 6, epochs: int = 1, train_size: float = 1.0,

@@ -53,3 +53,13 @@ def test_minimum_traffic_counts_adam_on_touched_embedding_rows():
     traffic = minimum_traffic(prepared, [("outlet",)], config)
     assert traffic["touched_rows_per_step"] == pytest.approx(touched, abs=0.05)
     assert traffic["bytes"] == pytest.approx(steps * (dense + touched * 4) * ADAM_BYTES, rel=1e-3)
+
+
+def test_bench_load_times_the_sweep_alone_and_beside_a_cpu_load(capsys):
+    assert main(["bench", "--dataset", "digits", "--tasks", "2", "--epochs", "1", "--train-size", "60",
+                 "--seeds", "1", "--load"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["load_processes"] == 1 and out["alone_seconds"] > 0 and out["loaded_seconds"] > 0
+    assert out["slowdown"] == pytest.approx(out["loaded_seconds"] / out["alone_seconds"], rel=0.2)
+    assert out["fair_slowdown"] >= 1 and "slowdown" in captured.err

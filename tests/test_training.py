@@ -114,3 +114,24 @@ def test_same_seed_same_numbers_while_other_jobs_train():
         assert history == solo_single[0] and metrics == solo_single[1]
         assert all(torch.equal(state[k], v) for k, v in solo_single[2].items())
     assert jobs[2].result == solo_batched and jobs[3].result == solo_batched
+
+
+def test_training_runs_on_the_job_thread_count_and_restores_the_callers():
+    import torch
+
+    from explorer.training import threads
+    from explorer.training.hooks import Callback
+
+    class Threads(Callback):
+        seen = set()
+
+        def on_step(self, step):
+            self.seen.add(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train(tiny_digits(), ["even"], TrainConfig(epochs=1, hidden=8, train_size=200), callbacks=[Threads()])
+        assert Threads.seen == {threads.TRAIN_THREADS} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -6,10 +6,11 @@ import sys
 
 import torch
 
-from explorer.bench import format_table, profile_batched, run_bench
+from explorer.bench import format_load, format_table, load_slowdown, profile_batched, run_bench
 from explorer.commands._common import ProgressBar, print_json
 from explorer.datasets import DEFAULT, load_dataset
 from explorer.errors import ExplorerError
+from explorer.training.threads import set_training_threads
 
 NAME = "bench"
 HELP = ("time the same pairwise sweep (every single task and pair) in batched and sequential mode; "
@@ -21,13 +22,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", type=int, default=6, help="the dataset's first N tasks (default: 6)")
     p.add_argument("--epochs", type=int, default=3,
                    help="epochs per model, the same in both modes; early stopping is off (default: 3)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per combination (default: 1)")
+    p.add_argument("--seeds", type=int, help="seeds per combination (default: 1; with --load 3)")
     p.add_argument("--train-size", type=float, default=1.0,
                    help="training-set size: a fraction of the training pool (0-1] or a row count (default: 1.0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--mode", choices=("both", "batched", "sequential"), default="both",
                    help="time only one mode (default: both)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, one per core)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads of the training (default: EXPLORER_TRAIN_THREADS, else 1)")
+    p.add_argument("--load", type=int, nargs="?", const=1, metavar="PROCESSES",
+                   help="instead: time the default sweep (batched, with the affinity run; --seeds default 3) "
+                        "alone and beside PROCESSES (default 1) CPU-bound processes using every core, "
+                        "and print the slowdown ratio")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
@@ -36,16 +42,27 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise ExplorerError(f"--threads must be >= 1, got {args.threads}.")
+        set_training_threads(args.threads)
         torch.set_num_threads(args.threads)
     dataset = load_dataset(args.dataset)
     size = int(args.train_size) if args.train_size > 1 else args.train_size
+    if args.load is not None:
+        bar = ProgressBar("bench --load")
+        try:
+            result = load_slowdown(dataset, args.tasks, args.epochs, args.seeds or 3, size, args.device, args.load,
+                                   progress=lambda e: bar.update(e["done"], e["total"], e["label"]))
+        finally:
+            bar.close()
+        print(format_load(result), file=sys.stderr)
+        print_json(result)
+        return 0
     if args.profile:
         print(profile_batched(dataset, args.tasks, 1, size, args.device))
         return 0
     modes = ("batched", "sequential") if args.mode == "both" else (args.mode,)
     bar = ProgressBar("bench")
     try:
-        result = run_bench(dataset, args.tasks, args.epochs, args.seeds, size, args.device, modes,
+        result = run_bench(dataset, args.tasks, args.epochs, args.seeds or 1, size, args.device, modes,
                            progress=lambda e: bar.update(e["done"], e["total"], e["label"]))
     finally:
         bar.close()

@@ -29,6 +29,7 @@ from explorer.errors import ExplorerError
 from explorer.relatedness.grouping import groupings_for_budgets
 from explorer.methods import names as method_names
 from explorer.store.runs import stored_runs
+from explorer.training.threads import training_threads
 from explorer.training.trainer import TrainConfig, prepare
 from explorer.relatedness.transfer import Transfer, combo_key, higher_order, transfer_from_runs
 
@@ -36,9 +37,24 @@ MODES = ("auto", "batched", "sequential")
 BASELINE_METHOD = "ew"
 MAX_TASKS = 8
 REPORT_VERSION = 1
-# Rough cost of the affinity run in units of one model: the joint model plus the
-# look-ahead measurements. Only used to spread the progress bar.
-AFFINITY_COST = 1.5
+# What each phase costs, in units of one model trained alone on the same rows (only used to spread
+# the progress bar, so the time left covers every phase). A batched stack costs one model's passes
+# plus BATCHED_SLOT_COST per slot: `python -m explorer bench --tasks 3 --epochs 2 --train-size 0.5`
+# measured 6 slots at 2.3x (digits), 2.8x (hotels), 3.1x (diamonds) and 21 slots of news at 6.7-8.1x
+# the sequential speed, i.e. 0.1-0.27 of a model per slot. The affinity run is one joint model
+# (AFFINITY_COST) plus its measurements (see affinity_every), and is not batched.
+BATCHED_SLOT_COST = 0.2
+AFFINITY_COST = 1.0
+
+
+def phase_cost(rows: int, models: int, mode: str) -> float:
+    """Cost of training ``models`` models on ``rows`` rows in ``mode``, in single-model units."""
+    return rows * (1.0 + BATCHED_SLOT_COST * models if mode == "batched" else models)
+
+
+def affinity_cost(rows: int, n_tasks: int) -> float:
+    """The affinity run: a joint model, plus 2n+1 steps' worth of work every ``affinity_every`` steps."""
+    return rows * AFFINITY_COST * (1.0 + (2 * n_tasks + 1) / affinity_every(n_tasks))
 
 
 def affinity_every(n_tasks: int) -> int:
@@ -285,6 +301,7 @@ class _Phases:
 
 # --- the sweep --------------------------------------------------------------------------------------------
 
+@training_threads()  # the affinity run too: one thread per job (explorer.training.threads)
 def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               combinations: Sequence[Sequence[str]] | None = None, seeds: int = 3,
               config: TrainConfig | None = None, mode: str = "auto",
@@ -353,10 +370,11 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
             if left:
                 by_seeds.setdefault(left, []).append(seed)
         calls += [(index, list(left), seeds_left) for left, seeds_left in by_seeds.items()]
-    costs = [(f"train size {sizes[jobs[index][0]][0]}", sizes[jobs[index][0]][1] * len(combos) * len(call_seeds))
+    costs = [(f"train size {sizes[jobs[index][0]][0]}",
+              phase_cost(sizes[jobs[index][0]][1], len(combos) * len(call_seeds), jobs[index][3]))
              for index, combos, call_seeds in calls]
     if do_affinity:
-        costs.append(("affinity", main_rows * AFFINITY_COST))
+        costs.append(("affinity", affinity_cost(main_rows, len(tasks))))
     phases = _Phases(progress, costs)
 
     results: list[tuple[float | int, int, Transfer, list]] = []

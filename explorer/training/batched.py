@@ -27,6 +27,7 @@ from explorer.relatedness.combos import (ComboRun, Progress, normalise_combinati
 from explorer.data.dataset import Dataset
 from explorer.training.device import describe, resolve_device
 from explorer.training.hooks import Callback, Epoch, Step, fit
+from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.training.metrics import task_metrics
 from explorer.training.sparse_adam import EmbeddingAdam
@@ -41,6 +42,7 @@ EVAL_BATCH = 512
 __all__ = ["MODES", "ComboRun", "train_combinations"]
 
 
+@training_threads()  # one thread per job: proportional slowdown under load, same numbers
 def train_combinations(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
                        seeds: list[int], mode: str = "batched", progress: Progress | None = None,
                        prepared: Prepared | None = None, keep_models: bool = False) -> list[ComboRun]:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from explorer.data.dataset import Dataset, Split
 from explorer.training.device import describe, resolve_device
 from explorer.training.hooks import Callback, EarlyStopping, Epoch, Step, fit
+from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.methods import get_method
 from explorer.training.metrics import majority_baseline, task_metrics
@@ -218,6 +219,7 @@ class ProgressHook(Callback):
                               "weights": step.weights})
 
 
+@training_threads()  # one thread per job: proportional slowdown under load, same numbers
 def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = None,
           progress: Progress | None = None, prepared: Prepared | None = None,
           callbacks: Sequence[Callback] = ()) -> TrainResult:
