@@ -30,3 +30,104 @@ def test_one_seed_can_never_clear_the_noise():
 
 def test_delta_m():
     assert delta_m([2.0, -1.0]) == pytest.approx(0.5)
+
+
+# --- paired intervals, resolution, chance, FDR over a matrix (numpy simulations, seeded, no training) ---
+
+import numpy as np
+
+from explorer.relatedness.combos import ComboRun
+from explorer.relatedness.gains import fdr_verdicts, headroom
+from explorer.relatedness.transfer import transfer_from_runs
+
+
+def _coverage_and_width(rho, paired, reps=1000, n=5, seed=0):
+    """Share of 95 % intervals covering the true difference 0.01, and their mean width, for scores whose
+    per-seed noise is shared between the two sides with correlation ``rho``."""
+    rng = np.random.default_rng(seed)
+    hit, widths = 0, []
+    for _ in range(reps):
+        common = rng.normal(0, 0.02, n)
+        own = rng.normal(0, 0.02, (2, n))
+        single = 0.6 + np.sqrt(rho) * common + np.sqrt(1 - rho) * own[0]
+        multi = 0.61 + np.sqrt(rho) * common + np.sqrt(1 - rho) * own[1]
+        g = gain_stats(multi, single, paired=paired)
+        lo, hi = g.diff_low, g.diff_high
+        hit += lo <= 0.01 <= hi
+        widths.append(hi - lo)
+    return hit / reps, float(np.mean(widths))
+
+
+def test_paired_is_narrower_when_seeds_are_correlated_and_covers_as_often():
+    cov_p, width_p = _coverage_and_width(0.8, paired=True)
+    cov_w, width_w = _coverage_and_width(0.8, paired=False)
+    assert width_p < 0.6 * width_w
+    assert abs(cov_p - 0.95) < 0.02 and cov_w > 0.95  # Welch ignores the pairing: conservative here
+
+
+def test_paired_and_welch_cover_equally_when_seeds_are_independent():
+    cov_p, _ = _coverage_and_width(0.0, paired=True, seed=1)
+    cov_w, _ = _coverage_and_width(0.0, paired=False, seed=1)
+    assert abs(cov_p - 0.95) < 0.02 and abs(cov_w - 0.95) < 0.02
+
+
+def test_zero_variance_below_resolution_is_not_a_finding():
+    g = gain_stats([0.334, 0.334], [0.333, 0.333], resolution=1 / 765)
+    assert g.verdict == "unclear" and g.p_value == 1.0
+    exact = gain_stats([0.334, 0.334], [0.333, 0.333])  # without a resolution there is no interval at all
+    assert exact.verdict == "unclear" and math.isnan(exact.p_value)
+    far = gain_stats([0.40, 0.40], [0.333, 0.333], resolution=1 / 765)
+    assert far.verdict == "positive"
+
+
+def test_relative_gain_is_against_the_headroom_and_refused_at_chance():
+    above = gain_stats([0.80, 0.81, 0.80], [0.70, 0.70, 0.71], baseline=0.5)
+    assert above.mean == pytest.approx((0.80333 - 0.70333) / (0.70333 - 0.5) * 100, rel=1e-3)
+    at_chance = gain_stats([0.056, 0.057, 0.055], [0.049, 0.048, 0.050], baseline=0.047)
+    assert at_chance.at_chance and math.isnan(at_chance.mean) and at_chance.to_dict()["mean"] is None
+    assert at_chance.diff == pytest.approx(0.007, abs=1e-4) and at_chance.verdict == "positive"
+    assert "baseline" in at_chance.note
+    assert headroom(0.002, 0.0) is None  # an R² of 0.002 is no headroom to divide by
+    assert delta_m([float("nan"), 4.0]) == pytest.approx(4.0)
+
+
+def test_minimum_detectable_effect_shrinks_with_seeds():
+    rng = np.random.default_rng(3)
+    few = gain_stats(0.6 + rng.normal(0, 0.01, 3), 0.6 + rng.normal(0, 0.01, 3))
+    many = gain_stats(0.6 + rng.normal(0, 0.01, 12), 0.6 + rng.normal(0, 0.01, 12))
+    assert many.mde < few.mde and few.mde > abs(few.mean)
+
+
+def _null_matrix_runs(rng, tasks, seeds, rho=0.5):
+    """Every single and pair, all true gains 0; seed noise partly shared by the models of one seed."""
+    runs = []
+    for seed in seeds:
+        common = rng.normal(0, 0.02)
+        for combo in [(t,) for t in tasks] + [(a, b) for i, a in enumerate(tasks) for b in tasks[i + 1:]]:
+            metrics = {t: {"primary": "macro_f1", "n": 2000,
+                           "macro_f1": 0.6 + np.sqrt(rho) * common + np.sqrt(1 - rho) * rng.normal(0, 0.02)}
+                       for t in combo}
+            runs.append(ComboRun(combo, seed, metrics, 1, []))
+    return runs
+
+
+def test_null_matrix_gives_a_verdict_in_at_most_the_chosen_share_of_matrices():
+    rng = np.random.default_rng(0)
+    tasks = list("abcdef")
+    reps, any_fdr, any_raw = 250, 0, 0
+    for _ in range(reps):
+        t = transfer_from_runs(_null_matrix_runs(rng, tasks, range(4)), tasks, fdr=0.05)
+        cells = [g for per in t.gains.values() for g in per.values()]
+        any_fdr += any(g.verdict != "unclear" for g in cells)
+        any_raw += any(g.p_value <= 0.05 for g in cells)
+    # BH at 5 %: under the complete null the chance of any verdict is the rate (+2 binomial SE of slack)
+    assert any_fdr / reps <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / reps)
+    assert any_raw / reps > 0.3  # the 30 uncorrected tests it replaces flag noise in most matrices
+
+
+def test_fdr_verdicts_follow_q_values():
+    gains = [gain_stats([0.7 + e, 0.71 + e, 0.705 + e], [0.6, 0.605, 0.61]) for e in (0.0, 0.001)] + \
+        [gain_stats([0.60, 0.64, 0.58], [0.61, 0.59, 0.62])]
+    fdr_verdicts(gains, 0.05)
+    assert [g.verdict for g in gains] == ["positive", "positive", "unclear"]
+    assert all(g.q_value >= g.p_value for g in gains)

@@ -44,7 +44,7 @@ def test_matrix_orientation_and_null_diagonal():
     assert t.delta_m["a+b"] == pytest.approx((t.pair_gain[0][1] + t.pair_gain[1][0]) / 2)
 
 
-def test_verdicts_agree_with_intervals():
+def test_verdicts_agree_with_q_values():
     t = transfer_from_runs(fake_runs(all_combos(), [0, 1, 2]), TASKS)
     seen = set()
     for i in range(3):
@@ -54,8 +54,14 @@ def test_verdicts_agree_with_intervals():
             low, high = t.pair_interval[i][j]
             verdict = t.pair_verdict[i][j]
             seen.add(verdict)
-            assert verdict == ("positive" if low > 0 else "negative" if high < 0 else "unclear")
+            q = t.pair_q[i][j]
+            # verdicts are made at a 5 % false discovery rate over the matrix; the interval is the cell's own
+            assert verdict == ("unclear" if q > 0.05 else "positive" if t.pair_gain[i][j] > 0 else "negative")
+            assert q >= t.gains[combo_key(sorted([TASKS[i], TASKS[j]]))][TASKS[i]].p_value
+            if verdict != "unclear":
+                assert low > 0 or high < 0
             assert low <= t.pair_gain[i][j] <= high
+            assert t.pair_seeds[i][j] == 3 and t.pair_mde[i][j] > 0
     assert seen == {"positive", "negative", "unclear"}
     assert t.pair_verdict[1][0] == "negative" and t.pair_verdict[0][1] == "positive"
     assert t.pair_verdict[0][2] == "unclear"  # no effect at all

@@ -1,9 +1,27 @@
-"""Per-task gain of co-training against the single-task baseline, with seed noise.
+"""Per-task gain of co-training against the single-task baseline, with seed and test-row noise.
 
-gain = (m_multi − m_single) / |m_single| × 100 on the task's primary metric
-(higher is better for every primary metric). A gain is called positive or
-negative transfer only when the 95 % Welch interval of the difference of mean
-scores excludes 0; otherwise it is "unclear". One seed can never clear the noise.
+gain = (m_multi − m_single) / headroom × 100 on the task's primary metric
+(higher is better for every primary metric), where the headroom is how far the
+single-task model is above the majority-class / mean baseline (without a
+known baseline: |m_single|). A task whose single-task model is not above that
+baseline gets no relative gain (it would divide by noise); its absolute
+difference and its verdict still stand.
+
+Uncertainty. Seed ``i`` of a multi-task model shares its split, batch order and
+initialisation with seed ``i`` of the single-task model, so the per-seed
+differences can be paired; ``gain_stats`` uses the paired t interval when the
+caller says pairing lowers the variance (``transfer`` measures that over the
+whole matrix) and Welch's interval otherwise. Test-set sampling noise (a
+bootstrap over test rows, paired because both models predict the same rows)
+enters as an extra variance ``row_var``. A standard error below the metric's
+resolution (e.g. one test row of accuracy) gets the rounding variance of that
+resolution, and a difference below the resolution is never a finding, however
+steady the seeds.
+
+Verdicts over a matrix of cells are made at a false discovery rate
+(Benjamini–Hochberg, ``fdr_verdicts``): a cell is positive or negative when its
+q-value is at most the rate. Each cell also carries its minimum detectable
+effect: the gain it would detect with 80 % power at its seed count.
 """
 from __future__ import annotations
 
@@ -11,14 +29,15 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 VERDICTS = ("positive", "negative", "unclear")
+POWER = 0.8
 
 
 @dataclass
 class Gain:
-    mean: float          # percent, relative to the single-task mean
+    mean: float          # percent of the headroom (NaN when the single-task model is at chance)
     std: float           # percent, spread of per-seed gains (0 with one seed)
     low: float           # 95 % interval of the gain, percent (NaN with < 2 seeds per side)
     high: float
@@ -28,6 +47,15 @@ class Gain:
     n_single: int
     multi_mean: float
     single_mean: float
+    diff: float = float("nan")        # absolute difference of mean scores, metric units
+    diff_low: float = float("nan")    # its interval, metric units
+    diff_high: float = float("nan")
+    baseline: float | None = None     # majority-class / mean baseline score of the task, when known
+    at_chance: bool = False           # single-task model not above the baseline: no relative gain
+    paired: bool = False              # paired-seed interval (True) or Welch (False)
+    mde: float = float("nan")         # minimum detectable gain at 80 % power, percent
+    q_value: float = float("nan")     # Benjamini–Hochberg over the cells it was tested with
+    note: str = ""
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
@@ -37,36 +65,109 @@ def relative_gain(multi: float, single: float) -> float:
     return (multi - single) / max(abs(single), 1e-12) * 100.0
 
 
-def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05) -> Gain:
-    """Gain of ``multi`` seed scores over ``single`` seed scores, with a Welch interval."""
+# A single-task model "above chance" closes at least this share of the gap between the baseline and a
+# perfect score (1 for macro-F1, accuracy and R²): below it, a relative gain divides by noise
+# (a macro-F1 of 0.049 against a majority 0.047 turned +0.007 into +15 %).
+MIN_HEADROOM_SHARE = 0.05
+
+
+def headroom(single_mean: float, baseline: float | None, resolution: float = 0.0,
+             perfect: float = 1.0) -> float | None:
+    """What a relative gain divides by: the single-task score above the baseline, or None when at chance."""
+    if baseline is None or not np.isfinite(baseline):
+        return max(abs(single_mean), 1e-12)
+    room = single_mean - baseline
+    needed = max(resolution, MIN_HEADROOM_SHARE * (perfect - baseline), 1e-12)
+    return room if room > needed else None
+
+
+def _pair(m: np.ndarray, s: np.ndarray) -> np.ndarray | None:
+    return m - s if len(m) == len(s) and len(m) >= 2 else None
+
+
+def variances(multi, single) -> tuple[float, float | None]:
+    """(Welch variance, paired variance or None) of the difference of mean scores."""
+    m, s = np.asarray(multi, float), np.asarray(single, float)
+    welch = m.var(ddof=1) / len(m) + s.var(ddof=1) / len(s) if len(m) >= 2 and len(s) >= 2 else float("nan")
+    d = _pair(m, s)
+    return float(welch), (float(d.var(ddof=1) / len(d)) if d is not None else None)
+
+
+def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, paired: bool = False,
+               baseline: float | None = None, resolution: float = 0.0, row_var: float = 0.0) -> Gain:
+    """Gain of ``multi`` seed scores over ``single`` seed scores, with its interval and p-value.
+
+    With ``paired`` the two lists are seed-matched (same length, same seed
+    order) and the interval comes from the per-seed differences; otherwise
+    Welch's. ``row_var`` (metric units²) adds the test-row sampling variance of
+    the difference; ``resolution`` is the smallest difference the metric can
+    tell apart (the standard error never goes below it).
+    """
     m, s = np.asarray(multi, float), np.asarray(single, float)
     if len(m) == 0 or len(s) == 0:
         raise ValueError("gain_stats needs at least one score on each side")
-    scale = max(abs(s.mean()), 1e-12) / 100.0
-    diff = m.mean() - s.mean()
+    diff = float(m.mean() - s.mean())
+    room = headroom(float(s.mean()), baseline, resolution)
+    scale = (room if room is not None else float("nan")) / 100.0
     per_seed = (m - s.mean()) / scale
-    std = float(per_seed.std(ddof=1)) if len(m) > 1 else 0.0
-    low = high = p = float("nan")
+    std = float(per_seed.std(ddof=1)) if len(m) > 1 and room is not None else 0.0
+    lo = hi = p = mde = float("nan")
     verdict = "unclear"
+    use_pair = bool(paired) and _pair(m, s) is not None
     if len(m) >= 2 and len(s) >= 2:
-        vm, vs = m.var(ddof=1) / len(m), s.var(ddof=1) / len(s)
-        se = math.sqrt(vm + vs)
-        if se == 0:  # identical scores on every seed: the difference is exact
-            low = high = diff / scale
-            p = 0.0 if diff != 0 else 1.0
+        welch, pvar = variances(m, s)
+        if use_pair:
+            var, df = pvar, len(m) - 1
         else:
-            df = (vm + vs) ** 2 / ((vm ** 2 / (len(m) - 1) if len(m) > 1 else 0) + (vs ** 2 / (len(s) - 1)))
-            t = stats.t.ppf(1 - alpha / 2, df)
-            low, high = (diff - t * se) / scale, (diff + t * se) / scale
-            p = float(2 * stats.t.sf(abs(diff / se), df))
-        if low > 0:
+            var = welch
+            vm, vs = m.var(ddof=1) / len(m), s.var(ddof=1) / len(s)
+            df = (vm + vs) ** 2 / (vm ** 2 / (len(m) - 1) + vs ** 2 / (len(s) - 1)) if vm + vs > 0 \
+                else len(m) + len(s) - 2
+        # Rounding to the resolution adds variance res²/12 to each side's score, however steady the seeds.
+        se = math.sqrt(max(var + max(row_var, 0.0), resolution ** 2 / 6))
+        if se == 0:
+            note = "no spread on either side and no metric resolution given: no interval"
+            return Gain(diff / scale, std, lo, hi, p, verdict, len(m), len(s), float(m.mean()), float(s.mean()),
+                        diff, baseline=baseline, at_chance=room is None, paired=use_pair, note=note)
+        t = special.stdtrit(df, 1 - alpha / 2)  # the t quantile, without scipy.stats' per-call overhead
+        d_lo, d_hi = diff - t * se, diff + t * se
+        p = float(2 * special.stdtr(df, -abs(diff / se)))
+        if abs(diff) < resolution:  # less than one test row apart: not a finding
+            p, d_lo, d_hi = 1.0, min(d_lo, -resolution), max(d_hi, resolution)
+        mde_abs = (t + special.stdtrit(df, POWER)) * se
+        lo, hi, mde = d_lo / scale, d_hi / scale, mde_abs / scale
+        if d_lo > 0:
             verdict = "positive"
-        elif high < 0:
+        elif d_hi < 0:
             verdict = "negative"
-    return Gain(float(diff / scale), std, float(low), float(high), float(p), verdict, len(m), len(s),
-                float(m.mean()), float(s.mean()))
+    else:
+        d_lo = d_hi = float("nan")
+    note = ("the single-task model is not above the majority/mean baseline: no relative gain"
+            if room is None else "")
+    return Gain(float(diff / scale), std, float(lo), float(hi), float(p), verdict, len(m), len(s),
+                float(m.mean()), float(s.mean()), diff, float(d_lo), float(d_hi), baseline, room is None,
+                use_pair, float(mde), note=note)
+
+
+def fdr_verdicts(gains: list[Gain], rate: float = 0.05) -> None:
+    """Benjamini–Hochberg over ``gains`` (in place): q-values, and verdicts at false discovery rate ``rate``.
+
+    A cell without a p-value (too few seeds) stays unclear and does not count
+    as a test.
+    """
+    tested = [g for g in gains if np.isfinite(g.p_value)]
+    if not tested:
+        return
+    q = stats.false_discovery_control(np.array([g.p_value for g in tested]), method="bh")
+    for g, qv in zip(tested, q):
+        g.q_value = float(qv)
+        if qv <= rate and g.diff != 0:
+            g.verdict = "positive" if g.diff > 0 else "negative"
+        else:
+            g.verdict = "unclear"
 
 
 def delta_m(gains: list[float]) -> float:
-    """Δm of a combination: the mean gain over its tasks, in percent."""
-    return float(np.mean(gains)) if len(gains) else float("nan")
+    """Δm of a combination: the mean gain over its tasks, in percent (tasks without a relative gain left out)."""
+    vals = [g for g in gains if g is not None and np.isfinite(g)]
+    return float(np.mean(vals)) if vals else float("nan")

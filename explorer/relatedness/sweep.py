@@ -29,6 +29,7 @@ from explorer.errors import ExplorerError
 from explorer.relatedness.grouping import groupings_for_budgets
 from explorer.methods import names as method_names
 from explorer.store.runs import stored_runs
+from explorer.training.metrics import majority_baseline, primary
 from explorer.training.threads import training_threads
 from explorer.training.trainer import TrainConfig, prepare
 from explorer.relatedness.transfer import Transfer, combo_key, higher_order, transfer_from_runs
@@ -92,6 +93,14 @@ class SweepReport:
     pair_gain_std: list[list]
     pair_verdict: list[list]
     pair_interval: list[list] = field(default_factory=list)
+    pair_q: list[list] = field(default_factory=list)       # Benjamini–Hochberg q-value of each cell
+    pair_seeds: list[list] = field(default_factory=list)   # seeds the cell's multi-task model got
+    pair_mde: list[list] = field(default_factory=list)     # minimum detectable gain (80 % power), percent
+    pairing: dict = field(default_factory=dict)            # seed-paired or Welch, with the measured variance ratio
+    fdr: float = 0.05                                      # false discovery rate of the verdicts
+    at_chance: list[str] = field(default_factory=list)     # tasks without a relative gain (single at chance)
+    controls: list[str] = field(default_factory=list)      # control task names (also in tasks)
+    estimates: dict = field(default_factory=dict)          # one-run / surrogate estimates: name -> {spearman, ...}
     gains: dict[str, dict[str, dict]] = field(default_factory=dict)
     delta_m: dict[str, float] = field(default_factory=dict)
     scores: dict[str, dict[str, list]] = field(default_factory=dict)
@@ -389,7 +398,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
                 runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=size),
                                            call_seeds, mode=job_mode, progress=phases.phase(phase),
                                            prepared=prepared, **extra)
-        results.append((size, rows, transfer_from_runs(runs, tasks), runs))
+        results.append((size, rows, transfer_from_runs(runs, tasks, baselines=baseline_scores(prepared)), runs))
         main_prepared = prepared
     _, _, main, main_runs = results[-1]
     main_config = dataclasses.replace(config, train_size=main_size)
@@ -401,8 +410,10 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
 
     trained = {key: {t: g.mean for t, g in per_task.items()} for key, per_task in main.gains.items()}
-    groupings = ({str(k): g.to_dict() for k, g in groupings_for_budgets(main.pair_gain, tasks, trained).items()}
-                 if len(tasks) >= 2 else {})
+    # Tasks at chance have no relative gain to group by; they stay out of the groupings.
+    grouped = [t for t in tasks if t not in main.at_chance]
+    groupings = ({str(k): g.to_dict() for k, g in groupings_for_budgets(trained, grouped).items()}
+                 if len(grouped) >= 2 else {})
 
     best_epoch: dict[str, list[int]] = {}
     for run in sorted(main_runs, key=lambda r: r.seed):
@@ -420,7 +431,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     report = SweepReport(
         tasks=tasks, metric=main.metric, single=main.single,
         pair_gain=main.pair_gain, pair_gain_std=main.pair_gain_std, pair_verdict=main.pair_verdict,
-        pair_interval=main.pair_interval,
+        pair_interval=main.pair_interval, pair_q=main.pair_q, pair_seeds=main.pair_seeds, pair_mde=main.pair_mde,
+        pairing=main.pairing, at_chance=main.at_chance,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
         delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
         affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, groupings=groupings,
@@ -433,6 +445,16 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         report.models = [run for run in main_runs if run.model is not None]
         report.prepared = main_prepared
     return report
+
+
+def baseline_scores(prepared) -> dict[str, float]:
+    """Each task's majority-class / training-mean score on the test rows (the chance level gains are read against)."""
+    out = {}
+    for task in prepared.tasks:
+        m = majority_baseline(task, prepared.y_raw["train"][task.name], prepared.y_raw["test"][task.name])
+        if m["primary"] in m:
+            out[task.name] = primary(m)
+    return out
 
 
 def _stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig,
@@ -448,5 +470,7 @@ def _size_entry(size, rows: int, transfer: Transfer) -> dict:
     return {"train_size": size, "train_rows": rows, "single": transfer.single,
             "pair_gain": transfer.pair_gain, "pair_gain_std": transfer.pair_gain_std,
             "pair_verdict": transfer.pair_verdict, "pair_interval": transfer.pair_interval,
+            "pair_q": transfer.pair_q, "pair_seeds": transfer.pair_seeds, "pair_mde": transfer.pair_mde,
+            "pairing": transfer.pairing, "at_chance": transfer.at_chance,
             "gains": {key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in transfer.gains.items()},
             "delta_m": transfer.delta_m}

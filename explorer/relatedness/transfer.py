@@ -2,9 +2,10 @@
 
 Standley et al. (2020) call this the ground truth of task relatedness: train
 every single task and every pair (and optionally larger groups), then compare.
-Here each cell keeps its seed noise (``explorer.relatedness.gains.gain_stats``), so a
-gain is called positive or negative transfer only when its 95 % interval
-excludes 0.
+Here each cell keeps its seed noise (``explorer.relatedness.gains.gain_stats``,
+seed-paired where that lowers the variance), and a gain is called positive or
+negative transfer only when its Benjamini–Hochberg q-value over the matrix is
+at most the false discovery rate (5 % by default).
 
 Matrix orientation, used everywhere in the explorer: ``G[i][j]`` is the gain of
 task ``i`` (the row) when trained together with task ``j`` (the column). The
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.relatedness.gains import Gain, delta_m, gain_stats
+from explorer.relatedness.gains import Gain, delta_m, fdr_verdicts, gain_stats, variances
 from explorer.training.metrics import primary
 
 Matrix = list[list["float | None"]]
@@ -45,6 +46,11 @@ class Transfer:
     pair_gain_std: Matrix = field(default_factory=list)
     pair_verdict: list[list[str | None]] = field(default_factory=list)
     pair_interval: list[list[list[float] | None]] = field(default_factory=list)
+    pair_q: Matrix = field(default_factory=list)                 # Benjamini–Hochberg q-value per cell
+    pair_seeds: list[list[int | None]] = field(default_factory=list)  # seeds of the multi-task model per cell
+    pair_mde: Matrix = field(default_factory=list)               # minimum detectable gain at 80 % power
+    pairing: dict = field(default_factory=dict)                  # paired or Welch, and the measured ratio
+    at_chance: list[str] = field(default_factory=list)           # tasks whose single model is not above chance
 
     def pair(self, task: str, partner: str) -> Gain | None:
         """The gain of ``task`` when trained with ``partner``, or None when that pair was not trained."""
@@ -75,10 +81,45 @@ def collect_scores(runs: Sequence) -> tuple[dict[str, dict[str, list[float]]], d
     return ordered, metric
 
 
-def transfer_from_runs(runs: Sequence, tasks: Sequence[str]) -> Transfer:
-    """Gains of every multi-task combination in ``runs`` against the singles in ``runs``."""
+def _seeded(runs: Sequence) -> dict[str, dict[str, dict[int, float]]]:
+    """combo key -> task -> seed -> primary test score (NaN without test labels)."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for run in runs:
+        per_task = out.setdefault(combo_key(run.tasks), {})
+        for task in run.tasks:
+            m = run.metrics[task]
+            per_task.setdefault(task, {})[run.seed] = primary(m) if m["primary"] in m else float("nan")
+    return out
+
+
+def _resolution(metrics: dict) -> float:
+    """The smallest change a classification score can show on its test rows: one row."""
+    if metrics.get("primary") in ("macro_f1", "accuracy") and metrics.get("n"):
+        return 1.0 / int(metrics["n"])
+    return 0.0
+
+
+def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[str, float] | None = None,
+                       fdr: float = 0.05, row_var: dict[tuple[str, str], float] | None = None,
+                       pairing: bool | None = None) -> Transfer:
+    """Gains of every multi-task combination in ``runs`` against the singles in ``runs``.
+
+    Each multi-task model is paired with the single-task model of the same seed.
+    ``pairing`` None measures whether that helps: summed over the cells, the
+    paired variance of the difference against Welch's; the smaller wins for the
+    whole matrix (one choice, so it is not picked cell by cell to suit each
+    cell). ``baselines`` (task -> majority/mean baseline score) turns the
+    relative gain into a share of the headroom above chance; ``row_var``
+    ((combo key, task) -> variance) adds test-row sampling noise. Verdicts are
+    made at false discovery rate ``fdr`` over all multi-task cells.
+    """
     tasks = list(tasks)
     scores, metric = collect_scores(runs)
+    seeded = _seeded(runs)
+    resolution = {}
+    for run in runs:
+        for t in run.tasks:
+            resolution[t] = max(resolution.get(t, 0.0), _resolution(run.metrics[t]))
     single: dict[str, dict] = {}
     for t in tasks:
         vals = scores.get(t, {}).get(t)
@@ -87,30 +128,59 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str]) -> Transfer:
             single[t] = {"mean": float(np.nanmean(arr)) if np.isfinite(arr).any() else None,
                          "std": float(np.nanstd(arr, ddof=1)) if np.isfinite(arr).sum() > 1 else 0.0,
                          "scores": [float(v) for v in vals]}
-    gains: dict[str, dict[str, Gain]] = {}
-    for key, per_task in scores.items():
+            if baselines and t in baselines:
+                single[t]["baseline"] = baselines[t]
+    # (key, task, multi scores, single scores, seed-matched multi, seed-matched single)
+    cells = []
+    for key, per_task in seeded.items():
         if len(combo_tasks(key)) < 2:
             continue
-        gains[key] = {}
-        for t, vals in per_task.items():
-            base = single.get(t)
-            multi = [v for v in vals if np.isfinite(v)]
-            ref = [v for v in (base or {}).get("scores", []) if np.isfinite(v)]
-            if multi and ref:
-                gains[key][t] = gain_stats(multi, ref)
+        for t, by_seed in per_task.items():
+            ref = seeded.get(t, {}).get(t, {})
+            multi = {s: v for s, v in by_seed.items() if np.isfinite(v)}
+            base = {s: v for s, v in ref.items() if np.isfinite(v)}
+            if multi and base:
+                common = sorted(set(multi) & set(base))
+                cells.append((key, t, [multi[s] for s in sorted(multi)], [base[s] for s in sorted(base)],
+                              [multi[s] for s in common], [base[s] for s in common]))
+    summed = {"welch": 0.0, "paired": 0.0, "cells": 0}
+    for _, _, m, s, pm, ps in cells:
+        w, _ = variances(m, s)
+        _, pv = variances(pm, ps)
+        if np.isfinite(w) and pv is not None:
+            summed["welch"] += w
+            summed["paired"] += pv
+            summed["cells"] += 1
+    use_pair = (summed["cells"] > 0 and summed["paired"] < summed["welch"]) if pairing is None else bool(pairing)
+    gains: dict[str, dict[str, Gain]] = {}
+    for key, t, m, s, pm, ps in cells:
+        paired_here = use_pair and len(pm) >= 2
+        gains.setdefault(key, {})[t] = gain_stats(
+            pm if paired_here else m, ps if paired_here else s, paired=paired_here,
+            baseline=(baselines or {}).get(t), resolution=resolution.get(t, 0.0),
+            row_var=(row_var or {}).get((key, t), 0.0))
+    fdr_verdicts([g for per_task in gains.values() for g in per_task.values()], fdr)
     dm = {key: delta_m([g.mean for g in per_task.values()]) for key, per_task in gains.items() if per_task}
     result = Transfer(tasks, metric, scores, single, gains, dm)
-    result.pair_gain, result.pair_gain_std, result.pair_verdict, result.pair_interval = pair_matrices(result)
+    result.pairing = {"paired": use_pair, "cells": summed["cells"],
+                      "variance_ratio": (summed["paired"] / summed["welch"]) if summed["welch"] > 0 else None}
+    result.at_chance = [t for t in tasks if any(per_task.get(t) is not None and per_task[t].at_chance
+                                                for per_task in gains.values())]
+    (result.pair_gain, result.pair_gain_std, result.pair_verdict, result.pair_interval,
+     result.pair_q, result.pair_seeds, result.pair_mde) = pair_matrices(result)
     return result
 
 
-def pair_matrices(transfer: Transfer) -> tuple[Matrix, Matrix, list[list[str | None]], list]:
-    """Mean gain, its seed std, verdict and 95 % interval for every (task, partner) pair."""
+def pair_matrices(transfer: Transfer) -> tuple:
+    """Mean gain, its seed std, verdict, 95 % interval, q-value, seeds and minimum detectable effect per pair."""
     n = len(transfer.tasks)
     mean: Matrix = [[None] * n for _ in range(n)]
     std: Matrix = [[None] * n for _ in range(n)]
     verdict: list[list[str | None]] = [[None] * n for _ in range(n)]
     interval: list = [[None] * n for _ in range(n)]
+    q: Matrix = [[None] * n for _ in range(n)]
+    seeds: list = [[None] * n for _ in range(n)]
+    mde: Matrix = [[None] * n for _ in range(n)]
     for i, a in enumerate(transfer.tasks):
         for j, b in enumerate(transfer.tasks):
             g = transfer.pair(a, b) if i != j else None
@@ -119,7 +189,8 @@ def pair_matrices(transfer: Transfer) -> tuple[Matrix, Matrix, list[list[str | N
             d = g.to_dict()
             mean[i][j], std[i][j], verdict[i][j] = d["mean"], d["std"], d["verdict"]
             interval[i][j] = [d["low"], d["high"]]
-    return mean, std, verdict, interval
+            q[i][j], seeds[i][j], mde[i][j] = d["q_value"], g.n_multi, d["mde"]
+    return mean, std, verdict, interval, q, seeds, mde
 
 
 def standley_estimate(pair_gain: Matrix, tasks: Sequence[str], group: Iterable[str], task: str) -> float | None:
