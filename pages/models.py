@@ -1,6 +1,7 @@
 """Page 5: the run store — every trained model, its metrics, delete, download a bundle."""
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -9,26 +10,62 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.colors import qualitative
 
-from explorer.store.runs import delete_run, home, list_runs, load_run
+from explorer.store.runs import delete_run, empty_trash, load_run, scan_store, trash_size
 from pages import _state as state
 
 
-def _delete(run_id: str) -> None:
-    # A callback runs before the page is drawn, so the confirmation can be reset for the next run.
+def store_version(ids: list[str]) -> str:
+    """Changes whenever a run appears or disappears, here or in another session."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12]
+
+
+def confirm_key(run_id: str, version: str) -> str:
+    # The confirmation is its own widget per (run, store state): picking another run, or the store
+    # changing under us, shows a fresh unticked box instead of carrying the tick over.
+    return f"models_confirm:{version}:{run_id}"
+
+
+def _delete(run_id: str, version: str) -> None:
+    # A callback runs before the page is drawn. It re-checks that this exact run was confirmed and
+    # that the store is as it was when the box was ticked, so a stale tick deletes nothing.
     with state.friendly_errors("deleting the run"):
+        if not st.session_state.get(confirm_key(run_id, version)):
+            st.toast(f"Not deleted: tick “Yes, delete {run_id}” first.")
+            return
+        good, damaged = scan_store()
+        if store_version([r.id for r in good] + [d.id for d in damaged]) != version:
+            st.toast("Not deleted: the run store changed since you confirmed. Check the list and confirm again.")
+            return
         delete_run(run_id)
-        st.toast(f"Deleted {run_id}")
-    st.session_state["models_confirm"] = False
+        st.toast(f"Deleted {run_id} (moved to the trash; “Empty trash” removes it for good)")
     st.session_state.pop("models_bundle", None)
+
+
+def _empty_trash() -> None:
+    with state.friendly_errors("emptying the trash"):
+        st.toast(f"Removed {empty_trash()} deleted run(s) for good")
 
 
 state.init()
 st.title("Models")
-st.markdown(f"Every model trained here or with the command line is saved in the run store (`{home()}`): "
+st.markdown("Every model trained here or with the command line is saved in the run store: "
             "its weights, settings, test metrics and training history.")
 
 with state.friendly_errors("reading the run store"):
-    runs = list_runs()
+    runs, damaged = scan_store()
+    version = store_version([r.id for r in runs] + [d.id for d in damaged])
+    if damaged:
+        with st.expander(f"{len(damaged)} damaged entr{'y' if len(damaged) == 1 else 'ies'} in the run store",
+                         expanded=not runs, icon=":material/warning:"):
+            st.dataframe(pd.DataFrame([{"entry": d.id, "damaged": d.reason} for d in damaged]), hide_index=True)
+            broken = st.selectbox("Entry", [d.id for d in damaged], key="models_damaged")
+            sure = st.checkbox(f"Yes, delete {broken}", key=confirm_key(broken, version))
+            st.button("Delete entry", key="models_delete_damaged", disabled=not sure, on_click=_delete,
+                      args=(broken, version))
+    if (in_trash := trash_size()):
+        c1, c2 = st.columns([3, 1])
+        c1.caption(f"{in_trash} deleted run(s) in the trash; they can still be moved back by hand.")
+        c2.button("Empty trash", key="models_empty_trash", on_click=_empty_trash)
     if not runs:
         st.info("No trained models yet. Train some on the **Train** page, and they appear here.")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
@@ -97,5 +134,6 @@ with state.friendly_errors("reading the run store"):
                 st.download_button("Download bundle (.zip)", bundle[1], file_name=f"{target}.zip",
                                    mime="application/zip", key="models_download", type="primary")
         with c2:
-            sure = st.checkbox(f"Yes, delete {target}", key="models_confirm")
-            st.button("Delete run", key="models_delete", disabled=not sure, on_click=_delete, args=(target,))
+            sure = st.checkbox(f"Yes, delete {target}", key=confirm_key(target, version))
+            st.button("Delete run", key="models_delete", disabled=not sure, on_click=_delete,
+                      args=(target, version))

@@ -12,6 +12,7 @@ from pages import _views as views
 from explorer.training import trainer as training
 from explorer.training.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
+from explorer.store.runs import check_store_writable
 from explorer.jobs import Job, format_seconds
 from explorer.methods import REGISTRY as METHODS
 from explorer.methods import names as method_names
@@ -315,6 +316,7 @@ with train_tab:
                 raise ExplorerError("Choose at least two tasks: the gains compare training them together "
                                     "with training each alone.")
             config.validate()
+            check_store_writable()  # the models are saved when training ends: refuse now, not then
             forget_outcome("train", "save")
             st.session_state.pop("train_shown", None)
             state.start_job("train", Job(train_work(tasks, seeds, config), label="train"))

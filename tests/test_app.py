@@ -8,7 +8,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from explorer.jobs import Job
-from explorer.store.runs import list_runs, save_run
+from explorer.store.runs import delete_run, list_runs, save_run, trash_size
 from explorer.training.trainer import TrainConfig, train
 from tests.helpers import tiny_digits
 
@@ -177,6 +177,17 @@ def test_train_page_trains_shows_gains_and_keeps_models():
     wait_for_job(at, "train")
     assert at.session_state["save_result"] == kept
     assert sorted(len(r.config["tasks"]) for r in list_runs()) == [1, 1, 2]
+
+
+def test_train_page_refuses_an_unwritable_store_before_training(tmp_path, monkeypatch):
+    (tmp_path / "store").write_text("a file where the run store should be")
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "store"))
+    at = open_page("train", **DIGITS)
+    tiny_settings(at, "train")
+    at.button(key="train_go").click().run()
+    assert_clean(at)
+    assert any("run store" in e and "EXPLORER_HOME" in e for e in errors(at))
+    assert not at.get("progress")  # no job was started
 
 
 def test_train_page_with_another_method_keeps_the_comparisons_own_models():
@@ -385,8 +396,72 @@ def test_models_page_lists_compares_and_deletes_runs():
     assert not errors(at)
     assert at.get("download_button")[0].label == "Download bundle (.zip)"
     assert at.button(key="models_delete").disabled
-    at.checkbox(key="models_confirm").check().run()
+    confirm(at, first).check().run()
     at.button(key="models_delete").click().run()
     assert_clean(at)
     assert first not in [r.id for r in list_runs()]
     assert len(list_runs()) == 1
+    assert any(first in t.value for t in at.toast)  # the toast names the run
+    assert trash_size() == 1  # recoverable until the trash is emptied
+    at.button(key="models_empty_trash").click().run()
+    assert trash_size() == 0 and len(list_runs()) == 1
+
+
+def confirm(at: AppTest, run_id: str):
+    return next(c for c in at.checkbox if c.label == f"Yes, delete {run_id}")
+
+
+def test_models_page_confirmation_is_bound_to_the_run_it_was_given_for():
+    ds = tiny_digits()
+    config = TrainConfig(epochs=1, hidden=8, train_size=200)
+    a = save_run(train(ds, ["digit"], config)).id
+    b = save_run(train(ds, ["even"], config)).id
+    at = open_page("models")
+    at.selectbox(key="models_target").set_value(a).run()
+    confirm(at, a).check().run()
+    at.selectbox(key="models_target").set_value(b).run()  # the tick for A must not carry over to B
+    # A browser (and AppTest) cannot click a disabled button: the click deletes nothing.
+    assert not confirm(at, b).value and at.button(key="models_delete").disabled
+    at.selectbox(key="models_target").set_value(a).run()  # nor is A's tick still there when coming back
+    assert not confirm(at, a).value and at.button(key="models_delete").disabled
+    assert_clean(at)
+    assert {r.id for r in list_runs()} == {a, b}
+
+
+def test_models_page_confirmation_resets_when_another_session_changes_the_store():
+    ds = tiny_digits()
+    config = TrainConfig(epochs=1, hidden=8, train_size=200)
+    a = save_run(train(ds, ["digit"], config)).id
+    b = save_run(train(ds, ["even"], config)).id
+    at = open_page("models")
+    at.selectbox(key="models_target").set_value(b).run()
+    confirm(at, b).check().run()
+    delete_run(a)  # another session deletes A after we ticked B
+    at.button(key="models_delete").click().run()
+    assert_clean(at)
+    assert [r.id for r in list_runs()] == [b]
+    assert any("changed" in t.value for t in at.toast)
+    assert not confirm(at, b).value
+
+
+def test_models_page_lists_damaged_runs_and_deletes_them(run_store):
+    import json as json_
+    ds = tiny_digits()
+    good = save_run(train(ds, ["digit"], TrainConfig(epochs=1, hidden=8, train_size=200)))
+    bad = run_store / "broken-run"
+    bad.mkdir()
+    config = json_.loads((good.path / "config.json").read_text())
+    del config["dataset"]
+    (bad / "config.json").write_text(json_.dumps(config))
+    (bad / "metrics.json").write_text((good.path / "metrics.json").read_text())
+    (run_store / "elsewhere").symlink_to(good.path.parent.parent)
+    at = open_page("models")
+    assert_clean(at)
+    assert not errors(at) and len(at.dataframe) >= 2
+    text = " ".join(str(df.value.to_dict()) for df in at.dataframe)
+    assert "config.json lacks dataset" in text and "symbolic link" in text
+    at.selectbox(key="models_damaged").set_value("broken-run").run()
+    confirm(at, "broken-run").check().run()
+    at.button(key="models_delete_damaged").click().run()
+    assert_clean(at)
+    assert not bad.exists() and [r.id for r in list_runs()] == [good.id]

@@ -1,10 +1,15 @@
 import json
+import os
+import shutil
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from explorer.errors import ExplorerError
-from explorer.store.runs import delete_run, find_runs, list_runs, load_run, reuse_key, save_run
+from explorer.store.runs import (check_store_writable, delete_run, find_runs, list_runs, load_run, reuse_key,
+                                 save_run, scan_store, trash_size)
 from explorer.training.trainer import TrainConfig, predict_outputs, prepare, train
 from tests.helpers import tiny_digits
 
@@ -43,9 +48,125 @@ def test_interrupted_save_leaves_no_half_run(result, run_store, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
     monkeypatch.setattr(runs, "_write_json", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(ExplorerError, match="disk full"):
         save_run(result)
     assert list(run_store.iterdir()) == []
+
+
+def test_failed_save_keeps_the_model_in_a_temporary_folder_and_says_where(result, run_store, monkeypatch):
+    import explorer.store.runs as runs
+    original = runs._write_run
+
+    def store_full(tmp, final, *rest):
+        if final.parent == run_store:
+            raise OSError(28, "No space left on device")
+        return original(tmp, final, *rest)
+    monkeypatch.setattr(runs, "_write_run", store_full)
+    with pytest.raises(ExplorerError, match="No space left") as e:
+        save_run(result)
+    kept = Path(str(e.value).split("kept in ")[1].split(":")[0])
+    assert (kept / "model.safetensors").is_file()
+    again = load_run(kept.name, kept.parent)
+    assert again.metrics["test"] == json.loads(json.dumps(result.metrics))
+    shutil.rmtree(kept.parent)
+
+
+@pytest.mark.parametrize("make", ["file", "readonly", "full"])
+def test_check_store_writable_refuses_before_training(tmp_path, monkeypatch, make):
+    import explorer.store.runs as runs
+    store = tmp_path / "store"
+    if make == "file":
+        store.write_text("x")
+    elif make == "readonly":  # as a read-only mount answers (chmod would not stop root, who runs CI)
+        def refuse(*a, **k):
+            raise PermissionError(13, "Permission denied")
+        monkeypatch.setattr(runs.tempfile, "mkstemp", refuse)
+    else:
+        monkeypatch.setattr(runs.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10 << 30, 10 << 30, 1 << 20))
+    with pytest.raises(ExplorerError, match="run store") as e:
+        check_store_writable(store)
+    assert "\n" not in str(e.value)
+
+
+def test_check_store_writable_creates_a_missing_store(tmp_path):
+    assert check_store_writable(tmp_path / "a" / "b").is_dir()
+
+
+def test_cli_train_refuses_an_unwritable_store_before_training(tmp_path, monkeypatch, capsys):
+    from explorer.cli import main
+    (tmp_path / "store").write_text("not a folder")
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "store"))
+    import explorer.commands.train as cmd
+    monkeypatch.setattr(cmd, "train", lambda *a, **k: pytest.fail("trained before checking the store"))
+    assert main(["train", "--dataset", "digits", "--tasks", "digit", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "run store" in err and len(err.splitlines()) == 1
+
+
+def test_damaged_runs_are_listed_not_fatal_and_can_be_deleted(result, run_store):
+    good = save_run(result)
+    bad = run_store / "no-dataset"
+    bad.mkdir()
+    config = json.loads((good.path / "config.json").read_text())
+    del config["dataset"]
+    (bad / "config.json").write_text(json.dumps(config))
+    (bad / "metrics.json").write_text((good.path / "metrics.json").read_text())
+    (run_store / "half").mkdir()
+    outside = run_store.parent / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("precious")
+    (run_store / "link").symlink_to(outside)
+    runs, damaged = scan_store()
+    assert [r.id for r in runs] == [good.id]
+    reasons = {d.id: d.reason for d in damaged}
+    assert reasons == {"no-dataset": "config.json lacks dataset", "half": "config.json is missing",
+                       "link": "a symbolic link, not a run folder"}
+    with pytest.raises(ExplorerError, match="damaged .config.json lacks dataset"):
+        load_run("no-dataset")
+    for name in reasons:
+        delete_run(name)
+    assert (outside / "keep.txt").read_text() == "precious"  # the link went, not what it points to
+    assert scan_store()[1] == []
+    assert [r.id for r in list_runs()] == [good.id]
+
+
+def test_cli_runs_lists_damaged_and_deletes_a_symlink(result, run_store, capsys):
+    from explorer.cli import main
+    good = save_run(result)
+    (run_store / "link").symlink_to(run_store.parent)
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    assert good.id in out and "link  damaged: a symbolic link" in out
+    assert main(["runs", "--delete", "link"]) == 0
+    assert main(["runs", "--delete", "link"]) == 2
+    assert "No run 'link'" in capsys.readouterr().err
+
+
+def test_delete_moves_to_trash_and_empty_trash_clears_it(result, run_store, capsys):
+    from explorer.cli import main
+    run = save_run(result)
+    where = delete_run(run.id)
+    assert where.parent == run_store / ".trash" and (where / "model.safetensors").is_file()
+    assert list_runs() == [] and trash_size() == 1
+    assert main(["runs", "--empty-trash"]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert trash_size() == 0 and not where.exists()
+
+
+def test_leftovers_of_killed_saves_are_cleaned_when_the_store_opens(result, run_store):
+    run = save_run(result)
+    old, young = run_store / ".tmp-killed-run", run_store / ".tmp-saving-now"
+    for d in (old, young):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"half")
+    stale_file = run_store / ".bundle.zip.abc123.tmp"
+    stale_file.write_bytes(b"half a zip")
+    hours_ago = time.time() - 2 * 3600
+    for path in (old / "model.safetensors", old, stale_file):
+        os.utime(path, (hours_ago, hours_ago))
+    assert [r.id for r in list_runs()] == [run.id]
+    assert not old.exists() and not stale_file.exists()
+    assert young.exists()  # may be a save in progress in another process
 
 
 def test_delete_and_bad_ids(result):

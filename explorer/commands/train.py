@@ -6,7 +6,7 @@ import argparse
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, print_json, split_list)
 from explorer.methods import DEFAULT as DEFAULT_METHOD
-from explorer.store.runs import save_run
+from explorer.store.runs import check_store_writable, save_run
 from explorer.training.trainer import train
 
 NAME = "train"
@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
     tasks = split_list(args.tasks, "--tasks")
     dataset = load_from_args(args, tasks)
     config = config_from_args(args)
+    if not args.no_save:
+        check_store_writable()  # before training: a model trained for nothing is the worst outcome
     bar = ProgressBar(f"train {'+'.join(tasks)}")
     try:
         result = train(dataset, tasks, config, progress=bar)

@@ -7,7 +7,11 @@ Layout of one run, ``$EXPLORER_HOME/<run id>/`` (default ``./runs``):
     metrics.json        test metrics and the majority baseline per task
     history.json        losses per epoch
 A run is written to a hidden temporary folder and renamed when complete, so an
-interrupted save never leaves half a run behind.
+interrupted save never leaves half a run behind; such leftovers older than an hour
+are removed the next time the store is opened. Deleting a run moves it into
+``.trash/`` inside the store (``empty_trash`` clears it), so a wrong click loses nothing.
+A folder that is not a readable run (a config.json lacking a key, a symbolic link)
+is listed as damaged with the reason, never breaks the listing, and can be deleted.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,10 +36,69 @@ from explorer.training.trainer import TrainConfig, TrainResult
 from models import ModelSpec, MultiTaskModel
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
+TRASH = ".trash"
+LEFTOVER_AGE_S = 3600       # a temporary folder this old belongs to a save that was killed
+MIN_FREE_BYTES = 64 << 20   # a run of the app's sizes takes a few MiB; less free space than this is "full"
+# What a run's files must hold for the store, the pages and the predictor to read it.
+CONFIG_KEYS = {"dataset": dict, "tasks": list, "model": dict, "train": dict, "preprocess": dict, "modality": str}
 
 
 def home() -> Path:
     return Path(os.environ.get("EXPLORER_HOME", "runs"))
+
+
+def check_store_writable(store: Path | str | None = None) -> Path:
+    """The run store, created if missing, or an ExplorerError when a run could not be saved there.
+
+    Called before training (CLI and app) so that an unwritable, missing-and-uncreatable
+    or full store is reported before the work, not after it.
+    """
+    store = Path(store or home())
+    fix = "Set EXPLORER_HOME to a writable folder (or train with --no-save)."
+    if store.exists() and not store.is_dir():
+        raise ExplorerError(f"The run store {store} is a file, not a folder. {fix}")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        # os.access is not enough (read-only mounts, ACLs): really create a file.
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=store)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(store).free
+    except OSError as e:
+        raise ExplorerError(f"The run store {store} is not writable ({e.strerror or e}). {fix}") from None
+    if free < MIN_FREE_BYTES:
+        raise ExplorerError(f"The run store {store} is full ({free >> 20} MiB free, a run needs up to "
+                            f"{MIN_FREE_BYTES >> 20} MiB). Free some space or {fix[0].lower() + fix[1:]}")
+    return store
+
+
+def clean_leftovers(store: Path | str | None = None, older_than: float = LEFTOVER_AGE_S) -> list[str]:
+    """Remove what killed saves left in the store: ``.tmp-*`` folders and ``.*.tmp`` files older than an hour.
+
+    Younger ones may belong to a save in progress in another process, so they stay.
+    """
+    store = Path(store or home())
+    removed = []
+    try:
+        entries = list(store.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for path in entries:
+        name = path.name
+        if not (name.startswith(".tmp-") or (name.startswith(".") and name.endswith(".tmp"))):
+            continue
+        try:
+            if now - path.lstat().st_mtime < older_than:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(name)
+        except OSError:
+            continue  # another process removed it, or it is not ours to remove
+    return removed
 
 
 def reuse_key(fingerprint: str, tasks: list[str], config: TrainConfig) -> str:
@@ -88,8 +152,12 @@ def _jsonable(o):
 
 
 def save_run(result: TrainResult, store: Path | None = None) -> Run:
+    """Write ``result`` as a run folder, atomically.
+
+    When the store cannot take it (unwritable, full), the trained model is not lost:
+    the run is written to a temporary folder instead, and the error says where.
+    """
     store = Path(store or home())
-    store.mkdir(parents=True, exist_ok=True)
     names = [t.name for t in result.tasks]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # Only the descriptive part is cut, so the stamp and random suffix keep long-named runs unique.
@@ -106,49 +174,127 @@ def save_run(result: TrainResult, store: Path | None = None) -> Run:
         "key": reuse_key(result.dataset_fingerprint, names, result.config),
     }
     metrics = {"test": result.metrics, "baseline": result.baseline}
-    tmp = store / f".tmp-{run_id}"
+    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(store)
+        _write_run(store / f".tmp-{run_id}", store / run_id, state, config, metrics, result.history)
+    except OSError as e:
+        kept = Path(tempfile.mkdtemp(prefix="explorer-unsaved-")) / run_id
+        try:
+            _write_run(kept.with_name(".tmp"), kept, state, config, metrics, result.history)
+        except OSError:
+            raise ExplorerError(f"Could not save the run in {store} ({e.strerror or e}), nor in a temporary "
+                                "folder; the trained model is lost. Free some space and train again.") from None
+        raise ExplorerError(f"Could not save the run in {store} ({e.strerror or e}). The trained model is kept "
+                            f"in {kept}: move that folder into a writable run store (EXPLORER_HOME) to use it.") \
+            from None
+    return Run(run_id, store / run_id, config, metrics)
+
+
+def _write_run(tmp: Path, final: Path, state: dict, config: dict, metrics: dict, history) -> None:
     tmp.mkdir()
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
         save_file(state, tmp / "model.safetensors")
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "metrics.json", metrics)
-        _write_json(tmp / "history.json", result.history)
-        os.replace(tmp, store / run_id)  # atomic: the run appears whole or not at all
+        _write_json(tmp / "history.json", history)
+        os.replace(tmp, final)  # atomic: the run appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Run(run_id, store / run_id, config, metrics)
+
+
+@dataclass
+class Damaged:
+    """A folder in the store that is not a readable run, and why; ``delete_run`` removes it."""
+    id: str
+    path: Path
+    reason: str
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or run_id.startswith("."):
+        raise ExplorerError(f"'{run_id}' is not a valid run id. List runs with `python -m explorer runs`.")
+    return run_id
+
+
+def _problem(config, metrics) -> str | None:
+    """Why a run's config.json / metrics.json cannot be used, or None when they can."""
+    if not isinstance(config, dict):
+        return "config.json does not hold an object"
+    for key, kind in CONFIG_KEYS.items():
+        if key not in config:
+            return f"config.json lacks {key}"
+        if not isinstance(config[key], kind):
+            return f"config.json's {key} is not a{'n' if kind is dict else ''} {kind.__name__}"
+    if not config["tasks"] or not all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in config["tasks"]):
+        return "config.json's tasks lack names"
+    if "seed" not in config["train"] or "method" not in config["train"]:
+        return "config.json's train lacks seed or method"
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("test"), dict):
+        return "metrics.json lacks test"
+    if not all(isinstance(m, dict) and "primary" in m for m in metrics["test"].values()):
+        return "metrics.json's test scores lack their primary metric"
+    return None
+
+
+def _read(path: Path) -> Run | Damaged:
+    if path.is_symlink():
+        return Damaged(path.name, path, "a symbolic link, not a run folder")
+    if not path.is_dir():
+        return Damaged(path.name, path, "a file, not a run folder")
+    try:
+        config = json.loads((path / "config.json").read_text())
+        metrics = json.loads((path / "metrics.json").read_text())
+    except FileNotFoundError as e:
+        return Damaged(path.name, path, f"{Path(e.filename).name} is missing")
+    except (OSError, ValueError, RecursionError) as e:
+        return Damaged(path.name, path, f"unreadable ({type(e).__name__})")
+    reason = _problem(config, metrics)
+    return Run(path.name, path, config, metrics) if reason is None else Damaged(path.name, path, reason)
 
 
 def load_run(run_id: str, store: Path | None = None) -> Run:
     store = Path(store or home())
-    if not RUN_ID.match(run_id or "") or run_id.startswith("."):
-        raise ExplorerError(f"'{run_id}' is not a valid run id. List runs with `python -m explorer runs`.")
-    path = store / run_id
-    if not (path / "config.json").is_file():
+    path = store / check_run_id(run_id)
+    if not path.exists() and not path.is_symlink():
         raise ExplorerError(f"No run '{run_id}' in {store}. List runs with `python -m explorer runs`.")
-    try:
-        config = json.loads((path / "config.json").read_text())
-        metrics = json.loads((path / "metrics.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ExplorerError(f"Run '{run_id}' is damaged ({e}); delete it and train again.") from None
-    return Run(run_id, path, config, metrics)
+    found = _read(path)
+    if isinstance(found, Damaged):
+        raise ExplorerError(f"Run '{run_id}' is damaged ({found.reason}); delete it with "
+                            f"`python -m explorer runs --delete {run_id}` and train again.")
+    return found
+
+
+def scan_store(store: Path | None = None) -> tuple[list[Run], list[Damaged]]:
+    """The complete runs (newest first) and the damaged entries (by name) of the store.
+
+    Also removes leftovers of killed saves (see ``clean_leftovers``).
+    """
+    store = Path(store or home())
+    if not store.is_dir():
+        return [], []
+    clean_leftovers(store)
+    runs, damaged = [], []
+    for path in store.iterdir():
+        if path.name.startswith("."):  # temporary folders, the trash
+            continue
+        if not path.is_dir() and not path.is_symlink():
+            continue  # a stray file (a README, a bundle someone put here) is not a run
+        found = _read(path)
+        (runs if isinstance(found, Run) else damaged).append(found)
+    runs.sort(key=lambda r: str(r.config.get("created", "")), reverse=True)
+    return runs, sorted(damaged, key=lambda d: d.id)
 
 
 def list_runs(store: Path | None = None) -> list[Run]:
-    """Complete runs, newest first; damaged folders are skipped."""
-    store = Path(store or home())
-    if not store.is_dir():
-        return []
-    runs = []
-    for path in store.iterdir():
-        if path.is_dir() and not path.name.startswith("."):
-            try:
-                runs.append(load_run(path.name, store))
-            except ExplorerError:
-                continue
-    return sorted(runs, key=lambda r: r.config.get("created", ""), reverse=True)
+    """Complete runs, newest first; damaged folders are left out (``scan_store`` lists them)."""
+    return scan_store(store)[0]
+
+
+def damaged_runs(store: Path | None = None) -> list[Damaged]:
+    return scan_store(store)[1]
 
 
 def find_runs(key: str, store: Path | None = None) -> list[Run]:
@@ -173,6 +319,48 @@ def stored_runs(fingerprint: str, combos: list[tuple[str, ...]], config: TrainCo
     return found
 
 
-def delete_run(run_id: str, store: Path | None = None) -> None:
-    run = load_run(run_id, store)
-    shutil.rmtree(run.path)
+def delete_run(run_id: str, store: Path | None = None) -> Path:
+    """Move a run (or a damaged entry) into the store's trash; returns where it went.
+
+    A symbolic link is moved as a link: what it points to is never touched.
+    """
+    store = Path(store or home())
+    path = store / check_run_id(run_id)
+    if not path.exists() and not path.is_symlink():
+        raise ExplorerError(f"No run '{run_id}' in {store}: it was deleted already, or never saved here. "
+                            "List runs with `python -m explorer runs`.")
+    trash = store / TRASH
+    target = trash / f"{run_id}.{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    try:
+        trash.mkdir(exist_ok=True)
+        os.replace(path, target)
+    except OSError as e:
+        raise ExplorerError(f"Cannot delete run '{run_id}': {e.strerror or e}.") from None
+    return target
+
+
+def trash_size(store: Path | None = None) -> int:
+    """How many deleted runs wait in the trash."""
+    trash = Path(store or home()) / TRASH
+    return sum(1 for _ in trash.iterdir()) if trash.is_dir() else 0
+
+
+def empty_trash(store: Path | None = None) -> int:
+    """Remove the deleted runs for good; returns how many there were."""
+    trash = Path(store or home()) / TRASH
+    if trash.is_symlink():
+        trash.unlink()  # never follow a link out of the store
+        return 0
+    if not trash.is_dir():
+        return 0
+    n = 0
+    for path in list(trash.iterdir()):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            n += 1
+        except OSError as e:
+            raise ExplorerError(f"Cannot empty the trash ({path.name}: {e.strerror or e}).") from None
+    return n
