@@ -21,16 +21,18 @@ from explorer.training.trainer import TrainConfig
 DEFAULTS = dict(epochs=10, seeds=3, hidden=64)
 TINY = dict(epochs=1, seeds=2, hidden=16, train_size=0.05)
 SIZES = [0.05, 0.1, 0.25, 0.5, 1.0]
-ESTIMATE_NAMES = {"lookahead": "Lookahead (TAG)", "grad_cosine": "Gradient cosine",
-                  "conflict_share": "Conflict share"}
+ESTIMATE_NAMES = {"lookahead": "Lookahead (TAG, Adam step)", "grad_dot": "Gradient dot product / loss",
+                  "grad_cosine": "Gradient cosine", "conflict_share": "Conflict share"}
+SCORED_NAMES = {**ESTIMATE_NAMES, "surrogate": "Surrogate (trained random groups)"}
 
 state.init()
 st.title("Task relatedness")
 st.markdown("Which tasks help which? The sweep trains every task **alone** and every **pair** together (and, "
             "optionally, larger groups), each with several seeds. The transfer matrix shows the gain of each "
             "task (row) when trained with a partner (column); only cells whose 95 % interval excludes 0 are "
-            "marked as positive (▲) or negative (▼) transfer. Beside it, three estimates that need only one "
-            "training run, with their rank correlation to the trained gains: how far you can trust them.")
+            "marked as positive (▲) or negative (▼) transfer. Beside it, cheap estimates (four from one "
+            "training run, one from a few trained random groups), with their rank correlation to the trained "
+            "gains: how far you can trust them.")
 
 ds = state.dataset()
 if ds is None:
@@ -74,6 +76,33 @@ def collect() -> None:
     state.clear_job("sweep")
 
 
+def show_estimates(rep: dict) -> None:
+    """How far each estimate tracks the trained gains: Spearman with a bootstrap interval, best first."""
+    scored = rep.get("estimates") or {n: {**d, "spearman": d.get("value")}
+                                      for n, d in (rep.get("proxy_spearman_detail") or {}).items()}
+    if not any(d.get("spearman") is not None for d in scored.values()):
+        return
+    st.markdown("**How far to trust the estimates:** rank correlation with the trained pair gains "
+                "(bootstrap 95 % interval over the cells), the most faithful first")
+    rows = []
+    for n, d in scored.items():
+        rho, span = d.get("spearman"), d.get("interval")
+        sign = d.get("expected_sign") or 1
+        rows.append({"estimate": SCORED_NAMES.get(n, n), "Spearman ρ": "n/a" if rho is None else f"{rho:+.2f}",
+                     "95 % interval": "" if not span else f"[{span[0]:+.2f}, {span[1]:+.2f}]",
+                     "p-value": "" if d.get("p_value") is None else f"{d['p_value']:.2f}",
+                     "cells compared": d.get("n_pairs"), "a useful estimate has": {1: "ρ > 0", -1: "ρ < 0"}[sign],
+                     "what it is": d.get("description", ""), "note": d.get("reason") or "",
+                     "_order": -(sign * rho) if rho is not None else float("inf")})
+    rows.sort(key=lambda r: r.pop("_order"))
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    held = (scored.get("surrogate") or {}).get("held_out") or {}
+    if held.get("mae") is not None:
+        st.caption(f"Surrogate, fitted on {len(scored['surrogate'].get('fitted_on', []))} trained groups: on a "
+                   f"held-out group it misses by {held['mae']:.1f} points (a constant misses by "
+                   f"{held['constant_mae']:.1f}).")
+
+
 def show_report(rep: dict) -> None:
     tasks = rep["tasks"]
     st.subheader(f"{rep.get('dataset', '')}: {', '.join(tasks)}")
@@ -94,18 +123,7 @@ def show_report(rep: dict) -> None:
             st.plotly_chart(tplots.affinity_heatmap(rep, name or names[0]), key="rel_affinity")
         else:
             st.info("No one-run estimates in this sweep (turn on 'One-run affinity estimates').")
-    if names:
-        st.markdown("**How far to trust the one-run estimates:** rank correlation with the trained gains")
-        rows = []
-        for n in ESTIMATE_NAMES:
-            d = rep.get("proxy_spearman_detail", {}).get(n, {})
-            rho = rep.get("proxy_spearman", {}).get(n)
-            rows.append({"estimate": ESTIMATE_NAMES[n], "Spearman ρ": "n/a" if rho is None else f"{rho:+.2f}",
-                         "p-value": "" if d.get("p_value") is None else f"{d['p_value']:.2f}",
-                         "cells compared": d.get("n_pairs"),
-                         "a useful estimate has": {1: "ρ > 0", -1: "ρ < 0"}.get(d.get("expected_sign"), ""),
-                         "note": d.get("reason") or ""})
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    show_estimates(rep)
     if len(rep.get("delta_m") or {}) > 1:
         st.plotly_chart(tplots.delta_m_bars(rep), key="rel_delta_m")
     if rep.get("by_fraction"):

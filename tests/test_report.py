@@ -27,7 +27,7 @@ def fake_trainer(dataset, combinations, config, seeds, mode="batched", progress=
     return runs
 
 
-def fake_affinity(dataset, tasks, config, prepared=None, every=5, progress=None):
+def fake_affinity(dataset, tasks, config, prepared=None, every=5, progress=None, **kwargs):
     n = len(tasks)
     cos = [[None if i == j else 0.1 * (i + j) - 0.25 for j in range(n)] for i in range(n)]
     return {"tasks": list(tasks), "lookahead": [[None if i == j else 1e-4 * (i - j) for j in range(n)]
@@ -98,7 +98,7 @@ def test_html_is_self_contained(report, tmp_path):
 def test_html_escapes_names_and_handles_missing_parts(report):
     d = report.to_dict()
     d["dataset"] = "<script>alert(1)</script>"
-    d["affinity"], d["by_fraction"], d["higher_order"] = None, None, {}
+    d["affinity"], d["estimates"], d["by_fraction"], d["higher_order"] = None, {}, None, {}
     page = render_html(d)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "Gain against training-set size" not in page and "Cheap estimates" not in page

@@ -13,7 +13,7 @@ from explorer.training.trainer import TrainConfig
 
 REQUIRED = ["tasks", "metric", "single", "pair_gain", "pair_gain_std", "pair_verdict", "gains", "delta_m",
             "scores", "higher_order", "affinity", "proxy_spearman", "groupings", "seconds", "device", "config",
-            "by_fraction", "mode", "seeds"]
+            "by_fraction", "mode", "seeds", "estimates"]
 TINY = TrainConfig(epochs=2, hidden=16, train_size=300, batch_size=64)
 
 
@@ -68,7 +68,15 @@ def test_report_has_every_key(report):
     assert set(d["gains"]["digit+even"]["even"]) >= {"mean", "std", "low", "high", "verdict"}
     assert len(d["scores"]["digit+even"]["digit"]) == 2
     assert set(d["affinity"]) >= {"lookahead", "grad_cosine", "conflict_share"}
-    assert set(d["proxy_spearman"]) == {"lookahead", "grad_cosine", "conflict_share"}
+    assert set(d["proxy_spearman"]) == {"lookahead", "grad_dot", "grad_cosine", "conflict_share"}
+    assert set(d["estimates"]) == {"lookahead", "grad_dot", "grad_cosine", "conflict_share", "surrogate"}
+    for name, e in d["estimates"].items():
+        assert set(e) >= {"spearman", "interval", "n_pairs", "description"}
+        assert e["n_pairs"] == 6 and (e["spearman"] is None) == (e["interval"] is None) == (e["reason"] is not None)
+    # the surrogate is fitted on the trained triple (no extra training) and predicts every pair from it
+    surrogate = d["estimates"]["surrogate"]
+    assert surrogate["fitted_on"] == ["digit+even+ge5"] and set(surrogate["trained"]) == {"digit+even+ge5"}
+    assert surrogate["matrix"][0][0] is None and surrogate["matrix"][0][1] is not None
     assert set(d["groupings"]) == {"1", "2", "3"} and d["groupings"]["1"]["groups"] == [["digit", "even", "ge5"]]
     assert list(d["higher_order"]) == ["digit+even+ge5"]
     assert set(d["higher_order"]["digit+even+ge5"]["digit"]) >= {"trained", "estimate"}
@@ -117,8 +125,9 @@ def test_plan_and_seeds(fake, digits):
     (call,) = fake.calls
     assert call["seeds"] == [5, 6, 7] and call["mode"] == "batched"
     assert call["combinations"] == combinations_for(["digit", "even", "ge5"])
-    assert r.affinity is None and r.proxy_spearman == {"lookahead": None, "grad_cosine": None,
+    assert r.affinity is None and r.proxy_spearman == {"lookahead": None, "grad_dot": None, "grad_cosine": None,
                                                        "conflict_share": None}
+    assert r.estimates["surrogate"]["spearman"] is None and "turned off" in r.estimates["surrogate"]["reason"]
     assert r.by_fraction is None
 
 
@@ -234,3 +243,22 @@ def test_reuse_store_takes_stored_baselines_instead_of_training_them(digits, mon
     # another seed or setting is another run: nothing reused
     other = run_sweep(digits, ["digit", "even"], reuse_store=True, **{**kwargs, "config": replace(config, epochs=1)})
     assert other.reused == {}
+
+
+def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, digits, monkeypatch):
+    monkeypatch.setattr(sweep, "one_run_affinity", lambda *a, **k: None)
+    tasks = ["digit", "even", "ge5", "prime"]
+    events = []
+    r = run_sweep(digits, tasks, seeds=2, surrogate_subsets=3, progress=events.append)
+    pairs, subsets = fake.calls
+    assert pairs["combinations"] == combinations_for(tasks)
+    assert len(subsets["combinations"]) == 3 and all(len(c) >= 3 for c in subsets["combinations"])
+    assert subsets["seeds"] == [0, 1]  # the sweep's seeds: gains against the same single-task models
+    surrogate = r.estimates["surrogate"]
+    assert sorted(surrogate["fitted_on"]) == sorted("+".join(c) for c in subsets["combinations"])
+    assert surrogate["held_out"]["n_cells"] > 0 and "digit+even+ge5+prime" in surrogate["predicted"]
+    assert "surrogate subsets" in {e["phase"] for e in events}
+    assert "+".join(subsets["combinations"][0]) not in r.gains  # the subsets feed the estimate, not the matrix
+    fake.calls.clear()
+    run_sweep(digits, tasks, seeds=2, surrogate_subsets=0)
+    assert len(fake.calls) == 1

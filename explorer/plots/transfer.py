@@ -19,7 +19,8 @@ DIVERGING = "RdBu"  # red = hurt, blue = helped; white = no change
 MARK = {"negative": dict(symbol="square-open", color="#000000", size=1.0),
         "positive": dict(symbol="circle-open", color="#1a1a1a", size=0.55)}
 AFFINITY_TITLES = {
-    "lookahead": "Lookahead affinity (TAG): Z(partner→task) = 1 − L(after)/L(before)",
+    "lookahead": "Lookahead affinity (TAG, the optimiser's own step): Z(partner→task) = 1 − L(after)/L(before)",
+    "grad_dot": "Loss-normalised gradient dot product ⟨g_task, g_partner⟩ / L_task",
     "grad_cosine": "Gradient cosine similarity on the shared layers",
     "conflict_share": "Share of steps where the gradients conflict (negative dot product)",
 }
@@ -115,7 +116,7 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
 
 
 def affinity_heatmap(report, name: str = "lookahead") -> go.Figure:
-    """One of the one-run estimates (``lookahead``, ``grad_cosine``, ``conflict_share``) as a heatmap."""
+    """One of the one-run estimates (``lookahead``, ``grad_dot``, ``grad_cosine``, ``conflict_share``) as a heatmap."""
     affinity = _get(report, "affinity") or {}
     if name not in AFFINITY_TITLES:
         raise ValueError(f"unknown affinity estimate {name!r}; use one of {', '.join(AFFINITY_TITLES)}")
@@ -133,8 +134,12 @@ def affinity_heatmap(report, name: str = "lookahead") -> go.Figure:
                 continue
             if name == "lookahead":
                 text[i].append(f"{v:.1e}")
-                hover[i].append(f"a step on <b>{b}</b>'s loss changes <b>{a}</b>'s loss by {-v:+.2e} "
-                                f"(relative; Z = {v:.2e}, > 0 means it helped)")
+                hover[i].append(f"the optimiser's step on <b>{b}</b>'s loss changes <b>{a}</b>'s loss by "
+                                f"{-v:+.2e} (relative; Z = {v:.2e}, > 0 means it helped)")
+            elif name == "grad_dot":
+                text[i].append(f"{v:.1e}")
+                hover[i].append(f"<b>{a}</b> and <b>{b}</b>: mean ⟨g, g⟩ / L = {v:+.2e} (> 0: a gradient step on "
+                                f"{b} lowers {a}'s loss)")
             elif name == "grad_cosine":
                 text[i].append(f"{v:+.2f}")
                 hover[i].append(f"<b>{a}</b> and <b>{b}</b>: mean gradient cosine {v:+.3f}")

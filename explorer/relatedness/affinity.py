@@ -1,46 +1,65 @@
 """Cheap relatedness estimates from one joint training run, instead of training every pair.
 
-One model is trained on all the chosen tasks together. Every ``every`` steps,
-on the current batch and with dropout off (so "before" and "after" differ only
-by the step being measured):
+One model is trained on all the chosen tasks together (``explorer.training.trainer.train``,
+the one training loop); an ``AffinityCallback`` measures, every ``every`` steps,
+before the optimiser's update and with dropout off (so "before" and "after"
+differ only by the update being measured):
 
-- lookahead affinity (TAG, Fifty et al. 2021): for each task j, take a
-  look-ahead SGD step on the shared parameters with task j's loss alone and
-  measure every task i's loss on the same batch:
-  Z(j→i) = 1 − L_i(after) / L_i(before). Positive: j's update also lowers
-  i's loss. The step uses the training learning rate (``config.lr``), as TAG
-  uses the optimiser's own rate; to first order Z(j→i) ≈ lr·⟨g_j, g_i⟩ / L_i,
-  so the ranking of pairs does not depend on that choice.
-- gradient cosine: the cosine similarity of the two tasks' gradients on the
-  shared parameters, and the share of measured steps on which their dot
-  product is negative (the tasks pull the shared layers in conflicting
-  directions).
+- ``lookahead``: TAG's inter-task affinity (Fifty et al. 2021). For each task j,
+  the optimiser's own update of the shared parameters from task j's loss alone
+  (Adam's actual step from its current moments, not a plain gradient step), and
+  every task i's loss on the same batch before and after it:
+  Z(j→i) = 1 − L_i(after) / L_i(before). Positive: j's update also lowers i's loss.
+- ``grad_dot``: ⟨g_i, g_j⟩ / L_i, the loss-normalised gradient dot product. It is
+  what a plain SGD look-ahead step of size lr measures to first order
+  (Z ≈ lr·⟨g_i, g_j⟩ / L_i), so it ranks pairs exactly as that step would.
+- ``grad_cosine``: the cosine of the two tasks' gradients on the shared parameters.
+- ``conflict_share``: the share of measured steps on which that dot product is
+  negative (the tasks pull the shared layers in conflicting directions).
 
 Each is averaged over the measured steps. Matrices follow the transfer
 matrix's orientation: row i is the task being affected, column j the partner,
 so ``lookahead[i][j] = Z(j→i)`` sits where ``pair_gain[i][j]`` (i's gain when
 trained with j) sits. The diagonal is None; the self-affinities Z(i→i) are
 returned separately as ``lookahead_self``.
+
+``score_estimates`` checks every estimate against the trained pair gains: its
+Spearman rank correlation over the (task, partner) cells, with a bootstrap
+interval over those cells.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr
 from torch.func import functional_call
 
 from explorer.data.dataset import Dataset
-from explorer.training.device import describe, resolve_device
-from explorer.errors import Cancelled, ExplorerError
-from explorer.methods import get_method
-from explorer.training.trainer import (Prepared, Progress, TrainConfig, batch_losses, evaluate_losses, model_spec,
-                               prepare, task_loss)
-from models import MultiTaskModel
+from explorer.data.tasks import Task
+from explorer.errors import ExplorerError
+from explorer.training.hooks import Callback, Step
+from explorer.training.trainer import Prepared, Progress, TrainConfig, prepare, task_loss, train
 
-ESTIMATES = ("lookahead", "grad_cosine", "conflict_share")
+ESTIMATES = ("lookahead", "grad_dot", "grad_cosine", "conflict_share")
+# What each estimate is, in one line (the report and the page show it).
+DESCRIPTIONS = {
+    "lookahead": "TAG lookahead: relative change of the task's loss after the optimiser's own (Adam) "
+                 "update from the partner's loss",
+    "grad_dot": "loss-normalised gradient dot product <g_task, g_partner>/L_task (a plain SGD "
+                "look-ahead to first order)",
+    "grad_cosine": "cosine of the two tasks' gradients on the shared layers",
+    "conflict_share": "share of measured steps on which the two gradients point apart",
+    "surrogate": "linear surrogate fitted on trained random task subsets (size >= 3): the partner's "
+                 "coefficient in the task's gain",
+}
+# How each estimate should relate to the trained gains if it were a good proxy.
+EXPECTED_SIGN = {"lookahead": 1, "grad_dot": 1, "grad_cosine": 1, "conflict_share": -1, "surrogate": 1}
+BOOTSTRAP_RESAMPLES = 2000
 
 
 class _Averages:
@@ -60,19 +79,40 @@ class _Averages:
                  else float(self.sum[i, j] / self.count[i, j]) for j in range(n)] for i in range(n)]
 
 
-def _joint_model(prepared: Prepared, tasks: list[str], config: TrainConfig) -> MultiTaskModel:
-    spec = model_spec(prepared, config)
-    spec = dataclasses.replace(spec, heads={t: spec.heads[t] for t in tasks})
-    return MultiTaskModel(spec)
+def optimiser_update(optimiser: torch.optim.Optimizer, params: Sequence[torch.nn.Parameter],
+                     grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``params`` after one step of ``optimiser`` with gradients ``grads``; nothing real is touched.
+
+    The step is the optimiser's own (same class, same hyperparameters, a copy of
+    its state: for Adam the moments and step count), taken on copies, so the
+    trained parameters, their autograd versions and the optimiser's state stay as
+    they were. Parameters the optimiser has no state for yet step as its first step would.
+    """
+    group_of = {id(p): g for g in optimiser.param_groups for p in g["params"]}
+    groups: dict[int, dict] = {}
+    copies = []
+    for p, g in zip(params, grads):
+        group = group_of.get(id(p))
+        if group is None:
+            raise ExplorerError("The optimiser does not train one of the shared parameters; "
+                                "build it over the model's parameters.")
+        c = p.detach().clone().requires_grad_(True)
+        c.grad = g.detach().clone()
+        copies.append((p, c))
+        groups.setdefault(id(group), {**{k: v for k, v in group.items() if k != "params"}, "params": []})
+        groups[id(group)]["params"].append(c)
+    shadow = type(optimiser)(list(groups.values()))
+    for p, c in copies:
+        state = optimiser.state.get(p)
+        if state:
+            shadow.state[c] = {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
+    shadow.step()
+    return [c.detach() for _, c in copies]
 
 
-def _double(t: torch.Tensor) -> torch.Tensor:
-    return t.double() if t.is_floating_point() else t
-
-
-def _measure(model: MultiTaskModel, tasks, x: torch.Tensor, y: dict[str, torch.Tensor], lr: float,
-             lookahead: _Averages, cosine: _Averages, conflict: _Averages) -> None:
-    """One measurement of all three estimates on one batch."""
+def measure(model: torch.nn.Module, optimiser: torch.optim.Optimizer, tasks: Sequence[Task], x: torch.Tensor,
+            y: dict[str, torch.Tensor], sums: dict[str, _Averages]) -> bool:
+    """One measurement of every estimate on one batch, added to ``sums``; False when no task had labels."""
     shared = dict(model.encoder.named_parameters())
     was_training = model.training
     model.eval()
@@ -80,148 +120,183 @@ def _measure(model: MultiTaskModel, tasks, x: torch.Tensor, y: dict[str, torch.T
         outputs = model(x)
         losses = {k: loss for k, t in enumerate(tasks)
                   if (loss := task_loss(t, outputs[t.name], y[t.name])) is not None}
+        if not losses:
+            return False
         grads = {}
         for k, loss in losses.items():
             g = torch.autograd.grad(loss, list(shared.values()), retain_graph=True, allow_unused=True)
             grads[k] = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(shared.values(), g)]
         with torch.no_grad():
-            # A look-ahead step of size lr changes a loss by about lr * |g|^2, often below float32's
-            # resolution of the loss itself: before and after are compared in float64.
-            params = {n: _double(p) for n, p in model.named_parameters()}
-            x64, y64 = _double(x), {k: _double(v) for k, v in y.items()}
-
-            def loss_of(i: int, out: dict) -> torch.Tensor:
-                return task_loss(tasks[i], out[tasks[i].name], y64[tasks[i].name])
-
-            start = functional_call(model, params, (x64,))
-            before = {i: loss_of(i, start) for i in losses}
-            for j, g in grads.items():  # j: the task whose step is taken
-                stepped = dict(params)
-                for (name, p), gi in zip(shared.items(), g):
-                    stepped[f"encoder.{name}"] = params[f"encoder.{name}"] - lr * gi.double()
-                after = functional_call(model, stepped, (x64,))
+            before = {i: float(loss) for i, loss in losses.items()}
+            params = dict(model.named_parameters())
+            for j, g in grads.items():  # j: the task whose update is taken
+                stepped = optimiser_update(optimiser, list(shared.values()), g)
+                after = functional_call(model, {**params, **{f"encoder.{n}": p for n, p in zip(shared, stepped)}},
+                                        (x,))
                 for i in losses:  # i: the task whose loss is measured
-                    lookahead.add(i, j, float(1.0 - loss_of(i, after) / before[i].clamp_min(1e-12)))
+                    loss_after = float(task_loss(tasks[i], after[tasks[i].name], y[tasks[i].name]))
+                    sums["lookahead"].add(i, j, 1.0 - loss_after / max(before[i], 1e-12))
             flat = {k: torch.cat([gi.reshape(-1) for gi in g]).double() for k, g in grads.items()}
             for i in flat:
                 for j in flat:
                     if i == j:
                         continue
                     dot = float(flat[i] @ flat[j])
+                    sums["grad_dot"].add(i, j, dot / max(before[i], 1e-12))
                     norm = float(flat[i].norm() * flat[j].norm())
                     if norm > 0:
-                        cosine.add(i, j, dot / norm)
-                        conflict.add(i, j, float(dot < 0))
+                        sums["grad_cosine"].add(i, j, dot / norm)
+                        sums["conflict_share"].add(i, j, float(dot < 0))
+        return True
     finally:
         model.train(was_training)
 
 
+class AffinityCallback(Callback):
+    """Measures the estimates during training (``explorer.training.hooks``): every ``every`` steps, at most ``limit``.
+
+    Runs in ``before_update``: the parameters and the optimiser's state are those
+    the batch's losses were computed with. It changes nothing the training sees
+    (its forward passes run in eval mode, so no dropout mask is drawn; its
+    look-ahead steps are taken on copies).
+    """
+
+    def __init__(self, tasks: Sequence[Task], every: int = 5, limit: int | None = None):
+        self.tasks = list(tasks)
+        self.every, self.limit = every, limit
+        self.sums = {name: _Averages(len(self.tasks)) for name in ESTIMATES}
+        self.measured = 0
+
+    def before_update(self, step: Step) -> None:
+        if (step.index - 1) % self.every or (self.limit is not None and self.measured >= self.limit):
+            return
+        if measure(step.model, step.optimiser, self.tasks, step.x, step.targets, self.sums):
+            self.measured += 1
+
+    def result(self) -> dict:
+        n = len(self.tasks)
+        self_affinity = self.sums["lookahead"].matrix(diagonal=True)
+        return {"tasks": [t.name for t in self.tasks],
+                **{name: self.sums[name].matrix() for name in ESTIMATES},
+                "lookahead_self": [self_affinity[i][i] for i in range(n)],
+                "steps_measured": self.measured, "every": self.every}
+
+
+def measurement_interval(every: int, total_steps: int, max_measurements: int | None) -> int:
+    """``every``, widened so that at most ``max_measurements`` fall in ``total_steps`` (spread over training)."""
+    if max_measurements is None:
+        return every
+    return max(every, math.ceil(total_steps / max(1, max_measurements)))
+
+
 def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig | None = None,
-                     prepared: Prepared | None = None, every: int = 5,
+                     prepared: Prepared | None = None, every: int = 5, max_measurements: int | None = None,
                      progress: Progress | None = None) -> dict:
     """Train one joint model on ``tasks`` and estimate every pair's affinity along the way.
 
     ``prepared`` (from ``explorer.training.trainer.prepare``) may hold more tasks than
-    ``tasks``; it is reused to save preprocessing in a sweep. ``progress``
+    ``tasks``; it is reused to save preprocessing in a sweep. ``max_measurements``
+    bounds the measurement cost (``every`` is widened to fit). ``progress``
     receives ``{"done", "total", "label", "epoch", "epochs"}`` (steps); returning
-    False cancels with ``Cancelled``.
+    False cancels with ``Cancelled``. The model trains exactly as ``train`` trains
+    it (same loop, seed, early stopping): the estimates describe that run.
     """
     config = (config or TrainConfig()).resolve(dataset.modality)
     names = dataset.check_tasks(list(tasks))
     if len(names) < 2:
         raise ExplorerError("Affinity needs at least two tasks: it measures how tasks affect each other.")
-    if not isinstance(every, int) or every < 1:
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ExplorerError(f"every must be a whole number of steps >= 1, got {every!r}.")
+    if max_measurements is not None and (not isinstance(max_measurements, int) or max_measurements < 1):
+        raise ExplorerError(f"max_measurements must be a whole number >= 1 or None, got {max_measurements!r}.")
     prepared = prepared or prepare(dataset, names, config)
     by_name = {t.name: t for t in prepared.tasks}
     missing = [n for n in names if n not in by_name]
     if missing:
         raise ExplorerError(f"The prepared data lacks task(s) {', '.join(missing)}: prepare it with all the tasks.")
     task_list = [by_name[n] for n in names]
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    model = _joint_model(prepared, names, config).to(device)
-    method = get_method(config.method, names, device)
-    optimiser = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=config.lr)
-    x_train = prepared.x["train"].to(device)
-    y_train = {n: prepared.y["train"][n].to(device) for n in names}
-    n_rows = len(x_train)
-    steps_per_epoch = max(1, -(-n_rows // config.batch_size))
-    total = steps_per_epoch * config.epochs
-    order = torch.Generator().manual_seed(config.seed)
-    n = len(names)
-    lookahead, cosine, conflict = _Averages(n), _Averages(n), _Averages(n)
-    sub = dataclasses.replace(prepared, tasks=task_list)  # validation losses of these tasks only
-    best, stale, step, measured, epochs_run = float("inf"), 0, 0, 0, 0
+    sub = dataclasses.replace(prepared, tasks=task_list)  # a joint model of these tasks only
+    steps_per_epoch = max(1, -(-len(prepared.x["train"]) // config.batch_size))
+    every = measurement_interval(every, steps_per_epoch * config.epochs, max_measurements)
+    callback = AffinityCallback(task_list, every)
+
+    def forward(event: dict) -> bool | None:
+        return progress({"done": event["step"], "total": event["total_steps"], "label": "affinity run",
+                         "epoch": event["epoch"], "epochs": event["epochs"]})
+
     start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        for batch in torch.randperm(n_rows, generator=order).split(config.batch_size):
-            x = x_train[batch]
-            y = {k: v[batch] for k, v in y_train.items()}
-            if step % every == 0:
-                _measure(model, task_list, x, y, config.lr, lookahead, cosine, conflict)
-                measured += 1
-            features = model.encode(x)
-            losses = batch_losses(task_list, model.decode(features), y)
-            step += 1
-            if losses:
-                optimiser.zero_grad(set_to_none=True)
-                method.backward(losses, features, model.shared_parameters())
-                optimiser.step()
-                method.after_step(lambda: batch_losses(task_list, model(x), y))
-            if progress is not None and progress({"done": step, "total": total, "label": "affinity run",
-                                                  "epoch": epoch, "epochs": config.epochs}) is False:
-                raise Cancelled("affinity run cancelled")
-        epochs_run = epoch
-        # Stop where the ground-truth models would: the estimate describes training up to that point.
-        val = sum(evaluate_losses(model, sub, "val", device).values())
-        if val < best - 1e-6:
-            best, stale = val, 0
-        else:
-            stale += 1
-            if config.patience and stale >= config.patience:
-                break
-    self_affinity = lookahead.matrix(diagonal=True)
-    # _measure stores Z(j→i) at [i][j]: row = affected task, column = the task whose step was taken.
-    return {"tasks": names, "lookahead": lookahead.matrix(),
-            "lookahead_self": [self_affinity[i][i] for i in range(n)],
-            "grad_cosine": cosine.matrix(), "conflict_share": conflict.matrix(),
-            "steps_measured": measured, "every": every, "lookahead_lr": config.lr,
-            "epochs": epochs_run, "seconds": time.perf_counter() - start, "device": describe(device)}
+    result = train(dataset, names, config, progress=forward if progress else None, prepared=sub,
+                   callbacks=[callback])
+    return {**callback.result(), "lookahead_optimiser": "Adam", "lookahead_lr": config.lr,
+            "epochs": len(result.history), "seconds": time.perf_counter() - start, "device": result.device}
 
 
-# How each estimate should relate to the trained gains if it were a good proxy.
-EXPECTED_SIGN = {"lookahead": 1, "grad_cosine": 1, "conflict_share": -1}
+# --- how well each estimate tracks the trained gains -------------------------------------------------------
+
+def _cells(estimate: list[list], pair_gain: list[list]) -> list[tuple[float, float]]:
+    n = len(pair_gain)
+    return [(pair_gain[i][j], estimate[i][j]) for i in range(n) for j in range(n)
+            if i != j and pair_gain[i][j] is not None and estimate[i][j] is not None]
+
+
+def bootstrap_spearman(x: Sequence[float], y: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+                       confidence: float = 0.95, seed: int = 0) -> list[float] | None:
+    """Percentile bootstrap interval of Spearman's rho over the (x, y) cells, resampled with replacement.
+
+    Resamples in which one side is constant have no rank correlation and are
+    left out; None when fewer than half the resamples have one.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(resamples, len(x)))
+    rx, ry = rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    denom = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    ok = denom > 0
+    if ok.sum() < resamples / 2:
+        return None
+    rho = (rx * ry).sum(axis=1)[ok] / denom[ok]
+    alpha = (1 - confidence) / 2
+    return [float(np.quantile(rho, alpha)), float(np.quantile(rho, 1 - alpha))]
+
+
+def score_estimate(estimate: list[list] | None, pair_gain: list[list], name: str = "",
+                   missing: str = "no affinity run in this sweep") -> dict:
+    """Spearman of one estimate matrix with the trained pair gains, its p-value and bootstrap interval."""
+    info = {"spearman": None, "interval": None, "p_value": None, "n_pairs": 0,
+            "expected_sign": EXPECTED_SIGN.get(name, 1), "description": DESCRIPTIONS.get(name, ""), "reason": None}
+    if estimate is None:
+        info["reason"] = missing
+        return info
+    cells = _cells(estimate, pair_gain)
+    info["n_pairs"] = len(cells)
+    if len(cells) < 3:
+        info["reason"] = ("fewer than 3 trained (task, partner) cells: train the pairs of at least "
+                          "3 tasks to rank them")
+    elif len({c[0] for c in cells}) < 2 or len({c[1] for c in cells}) < 2:
+        info["reason"] = "one side is constant, so ranks cannot be compared"
+    else:
+        gains, values = [c[0] for c in cells], [c[1] for c in cells]
+        result = spearmanr(gains, values)
+        info["spearman"], info["p_value"] = float(result.statistic), float(result.pvalue)
+        info["interval"] = bootstrap_spearman(gains, values)
+    return info
 
 
 def compare_with_gains(affinity: dict | None, pair_gain: list[list]) -> tuple[dict, dict]:
-    """Spearman rank correlation of each estimate with the trained pair gains, over off-diagonal cells.
+    """Spearman rank correlation of each one-run estimate with the trained pair gains, over off-diagonal cells.
 
     Both matrices share one orientation (row i = affected task, column j =
     partner), so cell (i, j) pairs i's trained gain with j on the estimate of
     j's effect on i. Returns ``({estimate: rho or None}, {estimate: details})``;
-    details give the number of pairs, the p-value, the sign a useful proxy
-    should have, and the reason when rho is None.
+    details give ``value`` (= ``spearman``), its bootstrap ``interval``, the
+    number of pairs, the p-value, the sign a useful proxy should have, and the
+    reason when rho is None.
     """
     values, details = {}, {}
     for name in ESTIMATES:
-        rho, info = None, {"expected_sign": EXPECTED_SIGN[name], "n_pairs": 0, "p_value": None, "reason": None}
-        matrix = (affinity or {}).get(name)
-        if matrix is None:
-            info["reason"] = "no affinity run in this sweep"
-        else:
-            cells = [(pair_gain[i][j], matrix[i][j]) for i in range(len(pair_gain)) for j in range(len(pair_gain))
-                     if i != j and pair_gain[i][j] is not None and matrix[i][j] is not None]
-            info["n_pairs"] = len(cells)
-            if len(cells) < 3:
-                info["reason"] = ("fewer than 3 trained (task, partner) cells: train the pairs of at least "
-                                  "3 tasks to rank them")
-            elif len({c[0] for c in cells}) < 2 or len({c[1] for c in cells}) < 2:
-                info["reason"] = "one side is constant, so ranks cannot be compared"
-            else:
-                result = spearmanr([c[0] for c in cells], [c[1] for c in cells])
-                rho, info["p_value"] = float(result.statistic), float(result.pvalue)
-        values[name] = rho
-        details[name] = {"value": rho, **info}
+        info = score_estimate((affinity or {}).get(name), pair_gain, name)
+        values[name] = info["spearman"]
+        details[name] = {"value": info["spearman"], **info}
     return values, details

@@ -47,15 +47,20 @@ with. The matrix need not be symmetric: a partner can help one task and hurt the
 """
 
 AFFINITY_TEXT = """
-<p>These estimates come from <b>one</b> joint training run instead of one run per pair. The
-<b>lookahead affinity</b> (TAG, Fifty et al. 2021) takes a small gradient step with one task's loss
-alone and measures how much every other task's loss on the same batch drops: Z(partner→task) =
-1 − L<sub>task</sub>(after) / L<sub>task</sub>(before), averaged over training; above 0 means the
-partner's update also helps the task. The <b>gradient cosine</b> compares the two tasks' gradients on
-the shared layers (1 = same direction, −1 = opposite), and the <b>conflict share</b> is the share of
-measured steps on which they point in conflicting directions (50&nbsp;% is what unrelated directions give).
-The Spearman rank correlation with the trained gains shows how far to trust each estimate here: published
-benchmarks found such proxies often rank pairs poorly. Conflict share should correlate negatively.</p>
+<p>These estimates cost a fraction of training every pair. Four come from <b>one</b> joint training run.
+The <b>lookahead affinity</b> (TAG, Fifty et al. 2021) takes the optimiser's own update (Adam's step,
+with its moments) of the shared layers from one task's loss alone and measures how much every other task's
+loss on the same batch drops: Z(partner→task) = 1 − L<sub>task</sub>(after) / L<sub>task</sub>(before),
+averaged over training; above 0 means the partner's update also helps the task. The <b>gradient dot
+product</b> ⟨g<sub>task</sub>, g<sub>partner</sub>⟩ / L<sub>task</sub> is what a plain gradient step would
+measure to first order. The <b>gradient cosine</b> compares the two tasks' gradients on the shared layers
+(1 = same direction, −1 = opposite), and the <b>conflict share</b> is the share of measured steps on which
+they point in conflicting directions (50&nbsp;% is what unrelated directions give). The <b>surrogate</b>
+(task modeling, Li et al. 2023) is fitted on a few trained random groups of three or more tasks: each
+task's gain as a sum of one effect per partner, which also predicts groups that were never trained.
+The Spearman rank correlation with the trained pair gains, with a bootstrap 95&nbsp;% interval over the
+cells, shows how far to trust each estimate here: published benchmarks found such proxies often rank pairs
+poorly. Conflict share should correlate negatively.</p>
 """
 
 
@@ -110,13 +115,18 @@ def _single_table(r: SweepReport) -> str:
 
 def _proxy_table(r: SweepReport) -> str:
     rows = []
-    for name, d in (r.proxy_spearman_detail or {}).items():
-        value = d.get("value")
+    scored = r.estimates or {name: {**d, "spearman": d.get("value")}
+                             for name, d in (r.proxy_spearman_detail or {}).items()}
+    for name, d in scored.items():
+        value = d.get("spearman")
         shown = _num(value, "+.2f") if value is not None else f'n/a <span class="note">({_e(d.get("reason"))})</span>'
+        span = d.get("interval")
+        interval = "n/a" if not span else f"[{span[0]:+.2f}, {span[1]:+.2f}]"
         sign = "positive" if d.get("expected_sign", 1) > 0 else "negative"
-        rows.append([_e(name), shown, _num(d.get("p_value"), ".3f"), str(d.get("n_pairs", 0)), sign])
-    return _table(["estimate", "Spearman ρ with trained gains", "p-value", "cells", "useful proxy has sign"],
-                  rows, numeric={2, 3})
+        rows.append([_e(name), shown, interval, _num(d.get("p_value"), ".3f"), str(d.get("n_pairs", 0)), sign,
+                     _e(d.get("description", ""))])
+    return _table(["estimate", "Spearman ρ with trained gains", "bootstrap 95 % interval", "p-value", "cells",
+                   "useful proxy has sign", "what it is"], rows, numeric={3, 4})
 
 
 def _groupings_table(r: SweepReport) -> str:
@@ -181,12 +191,15 @@ def render_html(report: SweepReport | dict) -> str:
                   _higher_order_table(r)]
         if has_pairs:
             parts.append(_figure(plots.higher_order_scatter(r)))
+    if r.affinity or any(d.get("spearman") is not None for d in (r.estimates or {}).values()):
+        parts += ["<h2>Cheap estimates</h2>", AFFINITY_TEXT, _proxy_table(r)]
     if r.affinity:
-        parts += ["<h2>Cheap estimates from one run</h2>", AFFINITY_TEXT, _proxy_table(r)]
-        parts += [_figure(plots.affinity_heatmap(r, name)) for name in plots.AFFINITY_TITLES]
+        parts += [_figure(plots.affinity_heatmap(r, name)) for name in plots.AFFINITY_TITLES
+                  if r.affinity.get(name) is not None]
         parts.append(f'<p class="note">{r.affinity.get("steps_measured", 0)} measured steps (every '
                      f'{r.affinity.get("every")} steps) over {r.affinity.get("epochs")} epochs; look-ahead '
-                     f'step size {r.affinity.get("lookahead_lr")}.</p>')
+                     f'with {r.affinity.get("lookahead_optimiser", "SGD")} at learning rate '
+                     f'{r.affinity.get("lookahead_lr")}.</p>')
     if r.groupings:
         parts += ["<h2>Task groupings</h2>",
                   "<p>For a budget of k models, the partition of the tasks into at most k groups with the largest "

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from explorer.relatedness.affinity import compare_with_gains, one_run_affinity
+from explorer.relatedness.affinity import compare_with_gains, one_run_affinity, score_estimate
+from explorer.relatedness.surrogate import MIN_SIZE, fit_surrogate, held_out_error, subsets_for
 from explorer.store.atomic import write_atomic
 from explorer.training.batched import train_combinations
 from explorer.relatedness.combos import ComboRun
@@ -43,9 +44,15 @@ REPORT_VERSION = 1
 # plus BATCHED_SLOT_COST per slot: `python -m explorer bench --tasks 3 --epochs 2 --train-size 0.5`
 # measured 6 slots at 2.3x (digits), 2.8x (hotels), 3.1x (diamonds) and 21 slots of news at 6.7-8.1x
 # the sequential speed, i.e. 0.1-0.27 of a model per slot. The affinity run is one joint model
-# (AFFINITY_COST) plus its measurements (see affinity_every), and is not batched.
+# (AFFINITY_COST) plus its measurements, and is not batched: one measurement costs about
+# MEASURE_STEPS_PER_TASK x n_tasks + 1 training steps (a gradient, an optimiser step on copies and
+# a forward pass per task).
 BATCHED_SLOT_COST = 0.2
 AFFINITY_COST = 1.0
+MEASURE_STEPS_PER_TASK = 3
+# At most this many measurements per affinity run, spread evenly over training: on big data the
+# run measures less often instead of taking longer (the phase is bounded at about 2-3 models).
+MAX_AFFINITY_MEASUREMENTS = 60
 
 
 def phase_cost(rows: int, models: int, mode: str) -> float:
@@ -53,19 +60,23 @@ def phase_cost(rows: int, models: int, mode: str) -> float:
     return rows * (1.0 + BATCHED_SLOT_COST * models if mode == "batched" else models)
 
 
-def affinity_cost(rows: int, n_tasks: int) -> float:
-    """The affinity run: a joint model, plus 2n+1 steps' worth of work every ``affinity_every`` steps."""
-    return rows * AFFINITY_COST * (1.0 + (2 * n_tasks + 1) / affinity_every(n_tasks))
+def affinity_cost(rows: int, n_tasks: int, steps: int | None = None) -> float:
+    """The affinity run: a joint model, plus its measurements (``steps``: training steps planned)."""
+    every = affinity_every(n_tasks)
+    if steps is not None:
+        every = max(every, math.ceil(steps / MAX_AFFINITY_MEASUREMENTS))
+    return rows * AFFINITY_COST * (1.0 + (MEASURE_STEPS_PER_TASK * n_tasks + 1) / every)
 
 
 def affinity_every(n_tasks: int) -> int:
-    """Steps between affinity measurements in a sweep.
+    """Steps between affinity measurements in a sweep (before the MAX_AFFINITY_MEASUREMENTS bound).
 
-    One measurement costs about as much as 2 × n_tasks + 1 training steps (a
-    gradient and a look-ahead forward pass per task), so measuring every
-    2.5 × n_tasks steps keeps the affinity run near 1.5 times a plain training run.
+    One measurement costs about as much as 3 × n_tasks + 1 training steps, so
+    measuring every 2.5 × n_tasks steps keeps the measurements near the cost of
+    the training itself.
     """
     return max(5, math.ceil(2.5 * n_tasks))
+
 
 Progress = Callable[[dict], "bool | None"]
 
@@ -100,7 +111,8 @@ class SweepReport:
     fdr: float = 0.05                                      # false discovery rate of the verdicts
     at_chance: list[str] = field(default_factory=list)     # tasks without a relative gain (single at chance)
     controls: list[str] = field(default_factory=list)      # control task names (also in tasks)
-    estimates: dict = field(default_factory=dict)          # one-run / surrogate estimates: name -> {spearman, ...}
+    # every estimate (one-run and surrogate) -> {spearman, interval, p_value, n_pairs, description, ...}
+    estimates: dict = field(default_factory=dict)
     gains: dict[str, dict[str, dict]] = field(default_factory=dict)
     delta_m: dict[str, float] = field(default_factory=dict)
     scores: dict[str, dict[str, list]] = field(default_factory=dict)
@@ -316,7 +328,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               config: TrainConfig | None = None, mode: str = "auto",
               train_sizes: Sequence[float | int] | None = None, affinity: bool = True,
               progress: Progress | None = None, keep_models: bool = False,
-              reuse_store: bool = False) -> SweepReport:
+              reuse_store: bool = False, surrogate_subsets: int | None = None) -> SweepReport:
     """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
 
     Without ``combinations``: every single task and every subset of 2 ..
@@ -355,6 +367,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     sizes = _resolve_sizes(dataset, config, train_sizes)
     main_size, main_rows = sizes[-1]
     do_affinity = bool(affinity) and len(tasks) >= 2
+    # the surrogate is an estimate too: ``affinity=False`` (no estimates) turns it off with the one-run ones
+    surrogate_plan = _surrogate_plan(tasks, wanted, surrogate_subsets if affinity else 0, config.seed)
 
     def plan(size_index: int) -> list[tuple[str, ...]]:
         if size_index == len(sizes) - 1 or combinations is not None:
@@ -382,8 +396,13 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     costs = [(f"train size {sizes[jobs[index][0]][0]}",
               phase_cost(sizes[jobs[index][0]][1], len(combos) * len(call_seeds), jobs[index][3]))
              for index, combos, call_seeds in calls]
+    surrogate_calls = ([(c, job_config, job_mode) for c, job_config, job_mode
+                        in _jobs(surrogate_plan[1], config, requested_mode)] if surrogate_plan[1] else [])
+    costs += [("surrogate subsets", phase_cost(main_rows, len(c) * len(seed_list), job_mode))
+              for c, _, job_mode in surrogate_calls]
     if do_affinity:
-        costs.append(("affinity", affinity_cost(main_rows, len(tasks))))
+        steps = max(1, -(-main_rows // config.batch_size)) * config.epochs
+        costs.append(("affinity", affinity_cost(main_rows, len(tasks), steps)))
     phases = _Phases(progress, costs)
 
     results: list[tuple[float | int, int, Transfer, list]] = []
@@ -403,11 +422,20 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     _, _, main, main_runs = results[-1]
     main_config = dataclasses.replace(config, train_size=main_size)
 
+    subset_runs = []
+    for k, (combos, job_config, job_mode) in enumerate(surrogate_calls):
+        subset_runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=main_size),
+                                          seed_list, mode=job_mode, progress=phases.phase(len(calls) + k),
+                                          prepared=main_prepared)
     estimates = None
     if do_affinity:
         estimates = one_run_affinity(dataset, tasks, main_config, prepared=main_prepared,
-                                     every=affinity_every(len(tasks)), progress=phases.phase(len(calls)))
+                                     every=affinity_every(len(tasks)), max_measurements=MAX_AFFINITY_MEASUREMENTS,
+                                     progress=phases.phase(len(calls) + len(surrogate_calls)))
     proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
+    scored = {name: {k: v for k, v in d.items() if k != "value"} for name, d in proxy_detail.items()}
+    scored["surrogate"] = _surrogate_estimate(tasks, surrogate_plan, main, main_runs + subset_runs,
+                                              baseline_scores(main_prepared))
 
     trained = {key: {t: g.mean for t, g in per_task.items()} for key, per_task in main.gains.items()}
     # Tasks at chance have no relative gain to group by; they stay out of the groupings.
@@ -435,7 +463,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         pairing=main.pairing, at_chance=main.at_chance,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
         delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
-        affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, groupings=groupings,
+        affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, estimates=scored,
+        groupings=groupings,
         by_fraction=by_fraction, combinations=[list(c) for c in wanted], order=order, seeds=seed_list,
         mode=mode, config=main_config.to_dict(), train_size=main_size, train_rows=main_rows,
         split_sizes=main_prepared.split.sizes(), dataset=dataset.name, dataset_source=dict(dataset.source),
@@ -455,6 +484,38 @@ def baseline_scores(prepared) -> dict[str, float]:
         if m["primary"] in m:
             out[task.name] = primary(m)
     return out
+
+
+def _surrogate_plan(tasks: list[str], wanted: list[tuple[str, ...]], count: int | None,
+                    seed: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """(subsets the surrogate is fitted on, those of them still to train).
+
+    Groups of MIN_SIZE or more tasks that the sweep trains anyway are reused;
+    otherwise ``count`` random subsets (default: 2 x the tasks) are added.
+    ``count=0`` turns the surrogate off.
+    """
+    if count == 0 or len(tasks) < MIN_SIZE:
+        return [], []
+    trained = [c for c in wanted if len(c) >= MIN_SIZE]
+    if trained:
+        return trained, []
+    subsets = subsets_for(tasks, count, seed)
+    return subsets, subsets
+
+
+def _surrogate_estimate(tasks: list[str], plan, main: Transfer, runs: list, baselines: dict[str, float]) -> dict:
+    """The surrogate fitted on the planned subsets' trained gains, scored on the trained pairs like the others."""
+    subsets, _ = plan
+    if not subsets:
+        why = "it needs at least 3 tasks" if len(tasks) < MIN_SIZE else "estimates turned off in this sweep"
+        return score_estimate(None, main.pair_gain, "surrogate", missing=f"no surrogate: {why}")
+    keys = {combo_key(c) for c in subsets}
+    gains = {key: {t: g.mean for t, g in per_task.items()}
+             for key, per_task in transfer_from_runs(runs, tasks, baselines=baselines).gains.items() if key in keys}
+    model = fit_surrogate(tasks, gains)
+    info = score_estimate(model.pair_matrix(), main.pair_gain, "surrogate")
+    return {**info, "matrix": model.pair_matrix(), "fitted_on": model.fitted_on, "trained": gains,
+            "held_out": held_out_error(tasks, gains), "predicted": model.predictions(min_size=3)}
 
 
 def _stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig,
