@@ -80,8 +80,8 @@ def show_estimates(rep: dict) -> None:
     """How far each estimate tracks the trained gains: Spearman with a bootstrap interval, best first."""
     scored = rep.get("estimates") or {n: {**d, "spearman": d.get("value")}
                                       for n, d in (rep.get("proxy_spearman_detail") or {}).items()}
-    if not any(d.get("spearman") is not None for d in scored.values()):
-        return
+    if not rep.get("affinity") and not any(d.get("spearman") is not None for d in scored.values()):
+        return  # no estimates in this sweep (the one-run run and the surrogate were off)
     st.markdown("**How far to trust the estimates:** rank correlation with the trained pair gains "
                 "(bootstrap 95 % interval over the cells), the most faithful first")
     rows = []
