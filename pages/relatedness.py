@@ -14,6 +14,7 @@ from explorer.training.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
 from explorer.plots import transfer as tplots
+from explorer.relatedness.controls import untrustworthy
 from explorer.relatedness.report import render_html
 from explorer.relatedness.sweep import parse_report, run_sweep
 from explorer.training.trainer import TrainConfig
@@ -29,10 +30,12 @@ state.init()
 st.title("Task relatedness")
 st.markdown("Which tasks help which? The sweep trains every task **alone** and every **pair** together (and, "
             "optionally, larger groups), each with several seeds. The transfer matrix shows the gain of each "
-            "task (row) when trained with a partner (column); only cells whose 95 % interval excludes 0 are "
-            "marked as positive (▲) or negative (▼) transfer. Beside it, cheap estimates (four from one "
-            "training run, one from a few trained random groups), with their rank correlation to the trained "
-            "gains: how far you can trust them.")
+            "task (row) when trained with a partner (column); each multi-task model is paired with the "
+            "single-task model of the same seed, and only cells clear of the noise at a 5 % false discovery "
+            "rate over the whole matrix (Benjamini–Hochberg q-value) are marked as positive (▲) or negative "
+            "(▼) transfer. Controls (⚑) check the verdicts: a shuffled task can only hurt. Beside it, cheap "
+            "estimates (four from one training run, one from a few trained random groups), with their rank "
+            "correlation to the trained gains: how far you can trust them.")
 
 ds = state.dataset()
 if ds is None:
@@ -40,10 +43,10 @@ if ds is None:
 D = TINY if state.tiny() else DEFAULTS
 
 
-def sweep_work(tasks, order, seeds, config, sizes, affinity):
+def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None):
     def work(progress):
         return run_sweep(ds, tasks, order=order, seeds=seeds, config=config, train_sizes=sizes, affinity=affinity,
-                         progress=progress).to_dict()
+                         progress=progress, controls=controls).to_dict()
     return work
 
 
@@ -110,6 +113,19 @@ def show_report(rep: dict) -> None:
     st.caption(f"{n_models} models ({len(rep.get('combinations', []))} combinations × {len(rep.get('seeds', []))} "
                f"seeds) · training rows {rep.get('train_rows', '?'):,} · mode {rep.get('mode', '')} · "
                f"{rep.get('device', '')} · {format_seconds(rep.get('seconds'))}")
+    if rep.get("controls"):
+        bad = untrustworthy(rep)
+        if bad:
+            st.error(f"A shuffled control came out positive ({'; '.join(bad)}). A task with permuted labels "
+                     "cannot help: the verdicts of this setting are not to be trusted. Use more seeds, more "
+                     "epochs or more data.", icon=":material/gpp_bad:")
+        else:
+            st.success(f"Controls ({', '.join(rep['controls'])}): no shuffled control came out positive.",
+                       icon=":material/verified:")
+    if rep.get("at_chance"):
+        st.info(f"At chance (single-task model not above the majority/mean baseline): "
+                f"{', '.join(rep['at_chance'])}. Their cells show the absolute difference, not a relative "
+                "gain, and they stay out of Δm and the groupings.", icon=":material/info:")
     left, right = st.columns(2)
     with left:
         fig = tplots.transfer_heatmap(rep)
@@ -149,6 +165,9 @@ def show_report(rep: dict) -> None:
                                         f"{t} {g['per_task'].get(t, 0):+.1f} %" for t in group),
                                     "from": ", ".join(sorted({g.get('source', {}).get(t, '') for t in group}))}
                                    for i, group in enumerate(g["groups"])]), hide_index=True)
+    else:
+        st.info("No grouping to suggest: fewer than two of the tasks are above chance (controls are never "
+                "grouped).", icon=":material/info:")
     c1, c2 = st.columns(2)
     c1.download_button("Download the report (JSON)", lambda: json.dumps(rep, indent=1), file_name="report.json",
                        mime="application/json", key="rel_json", icon=":material/download:")
@@ -174,7 +193,12 @@ sizes = c3.multiselect("Training-set sizes", SIZES, default=[D.get("train_size",
                        help="Several sizes draw each pair's gain as a curve over the amount of training data.")
 hidden = c3.select_slider("Hidden width", [8, 16, 32, 64, 128, 256], value=D["hidden"], key="rel_hidden")
 affinity = c3.checkbox("One-run affinity estimates", value=True, key="rel_affinity_on")
-n_combos = sum(comb(len(tasks), k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
+with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task)", value=True, key="rel_controls",
+                            help="shuffled: its labels permuted, it can only hurt; noisy: 20 % of its labels "
+                                 "wrong, it should help its task. If shuffled ever comes out positive, the "
+                                 "verdicts are not to be trusted.")
+n_all = len(tasks) + (2 if with_controls and tasks else 0)
+n_combos = sum(comb(n_all, k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
 st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} size(s) = "
            f"{n_combos * seeds * max(1, len(sizes))} models."
            + (" With two tasks the matrix has two cells; ranking the one-run estimates against it needs "
@@ -196,7 +220,9 @@ if go:
                          train_size=float(max(sizes))).validate()
         for name in ("sweep_report", "sweep_error", "sweep_note"):
             st.session_state.pop(name, None)
-        state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity), label="sweep"))
+        state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity,
+                                                ["shuffled", "noisy"] if with_controls else None),
+                                     label="sweep"))
         st.rerun()  # redraw with the button disabled and the progress showing
 
 with st.expander("Open a saved report (report.json)"):

@@ -285,13 +285,23 @@ def test_relatedness_sweep_heatmap_grouping_and_downloads():
     at.button(key="rel_go").click().run()
     wait_for_job(at, "sweep", timeout=180)
     assert charts(at) >= 3  # transfer matrix, an affinity estimate, Δm bars
+    assert {d.key for d in at.get("download_button")} >= {"rel_json", "rel_html", "rel_heatmap_download"}
+    rep = at.session_state["sweep_report"]
+    assert rep["controls"] == ["shuffled:digit", "noisy:digit"]  # controls are on by default
+    assert any("Controls" in s.value for s in at.success) or any("shuffled control" in e for e in errors(at))
+    # one epoch on 5 % of the rows leaves some tasks at chance: they are named and never grouped
+    grouped = [t for t in ["digit", "even", "prime"] if t not in rep["at_chance"]]
+    if rep["at_chance"]:
+        assert any(", ".join(rep["at_chance"]) in i.value for i in at.info)
+    if len(grouped) < 2:
+        assert len(at.dataframe) == 1 and any("No grouping" in i.value for i in at.info)
+        return
     assert len(at.dataframe) == 2  # estimates vs ground truth, grouping
-    at.select_slider(key="rel_k").set_value(3).run()
+    at.select_slider(key="rel_k").set_value(len(grouped)).run()
     assert_clean(at)
     assert [m.label for m in at.metric] == ["Expected mean gain per task"]
     groups = at.dataframe[1].value
-    assert 1 <= len(groups) <= 3 and sorted(" + ".join(groups["tasks"]).split(" + ")) == ["digit", "even", "prime"]
-    assert {d.key for d in at.get("download_button")} >= {"rel_json", "rel_html", "rel_heatmap_download"}
+    assert sorted(" + ".join(groups["tasks"]).split(" + ")) == grouped
 
 
 def test_relatedness_bad_input_shows_errors():

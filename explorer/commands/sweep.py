@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-fraction", metavar="F,..",
                    help="repeat the pairwise sweep at each training-set size, e.g. 0.05,0.2,1.0 "
                         "(fractions of the training pool, or row counts); overrides --train-size")
+    p.add_argument("--controls", metavar="KIND[:TASK],..",
+                   help="add control tasks: shuffled (labels permuted: can only hurt), noisy (20 %% of labels "
+                        "wrong: should help its task); each applies to the first task unless named, e.g. "
+                        "shuffled,noisy:section")
     p.add_argument("--no-affinity", action="store_true", help="skip the one-run affinity estimates")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write report.json")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
@@ -61,11 +65,22 @@ def summary(report: SweepReport) -> str:
     for i, a in enumerate(report.tasks):
         for j, b in enumerate(report.tasks):
             v = report.pair_gain[i][j]
+            g = report.gain((a, b), a) if i != j and v is None else None
+            if g is not None:  # single-task model at chance: no relative gain, the absolute difference
+                q = g.get("q_value")
+                pairs.append((0.0, f"  {a:>14} with {b:<14} at chance: difference {g['diff']:+.4f} (baseline "
+                                   f"{g.get('baseline') or 0:.3f})  q {'n/a' if q is None else f'{q:.3f}'}  "
+                                   f"{g['verdict']}"))
             if i != j and v is not None:
+                q = report.pair_q[i][j] if report.pair_q else None
+                n = report.pair_seeds[i][j] if report.pair_seeds else len(report.seeds)
+                mde = report.pair_mde[i][j] if report.pair_mde else None
                 pairs.append((v, f"  {a:>14} with {b:<14} {v:+7.1f} % ± {report.pair_gain_std[i][j] or 0:5.1f}  "
-                                 f"{report.pair_verdict[i][j]}"))
+                                 f"q {'n/a' if q is None else f'{q:.3f}'}  {report.pair_verdict[i][j]:<8} "
+                                 f"seeds {n}  mde {'n/a' if mde is None else f'{mde:.1f} %'}"))
     if pairs:
-        lines.append("gain of task with partner (mean ± seed std, verdict at 95 %):")
+        lines.append(f"gain of task with partner (mean ± seed std, q = Benjamini–Hochberg q-value, verdict at "
+                     f"FDR {report.fdr:.0%}, seeds, minimum detectable effect):")
         lines += [text for _, text in sorted(pairs, key=lambda p: p[0])]
     for key, value in report.delta_m.items():
         if len(key.split("+")) > 2 and value is not None:
@@ -74,6 +89,12 @@ def summary(report: SweepReport) -> str:
         if int(k) < len(report.tasks):
             groups = " | ".join("+".join(grp) for grp in g["groups"])
             lines.append(f"best grouping into {k} model(s): {groups} (mean gain {g['mean_gain']:+.1f} %)")
+    if report.controls:
+        from explorer.relatedness.controls import untrustworthy
+        bad = untrustworthy(report)
+        lines.append(f"controls: {', '.join(report.controls)}"
+                     + (f" -- WARNING: a shuffled control came out positive ({'; '.join(bad)}): the verdicts "
+                        "of this setting are not to be trusted" if bad else " (no shuffled control positive)"))
     if report.proxy_spearman:
         shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}'}" for k, v in report.proxy_spearman.items())
         lines.append(f"Spearman of one-run estimates with the trained gains: {shown}")
@@ -97,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(dataset, tasks, order=args.order, seeds=args.seeds, config=config, mode=args.mode,
                            train_sizes=_sizes(args.train_fraction), affinity=not args.no_affinity,
-                           progress=progress)
+                           progress=progress, controls=args.controls)
     finally:
         for bar in bars:
             bar.close()

@@ -38,6 +38,14 @@ def _fmt(v, spec: str = "+.1f", unit: str = " %") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{spec}}{unit}"
 
 
+def _gain_record(report, task: str, partner: str) -> dict | None:
+    """The report's gain record of ``task`` trained with ``partner`` (any key order), or None."""
+    for key, per_task in (_get(report, "gains") or {}).items():
+        if set(key.split("+")) == {task, partner}:
+            return per_task.get(task)
+    return None
+
+
 def _cell_size(n: int) -> int:
     """Marker size in pixels that roughly outlines one cell.
 
@@ -78,6 +86,10 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
     verdict, interval = _get(report, "pair_verdict"), _get(report, "pair_interval") or []
     n_seeds = len(_get(report, "seeds") or [])
     arrows = {"negative": " ▼", "positive": " ▲"}
+    pair_q, pair_seeds, pair_mde = (_get(report, k) or [] for k in ("pair_q", "pair_seeds", "pair_mde"))
+
+    def cell(matrix, i, j):
+        return matrix[i][j] if i < len(matrix) and j < len(matrix[i]) else None
     text, hover = [], []
     for i, a in enumerate(tasks):
         text.append([])
@@ -88,6 +100,15 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
                 text[i].append("")
                 hover[i].append(f"{a}: a task is not its own partner")
                 continue
+            rec = _gain_record(report, a, b) if v is None else None
+            if rec is not None:  # single-task model at chance: the absolute difference, no relative gain
+                ver = rec.get("verdict") or "unclear"
+                text[i].append(f"chance{arrows.get(ver, '')}")
+                hover[i].append(f"<b>{a}</b> trained with <b>{b}</b><br>{rec.get('note', '')}<br>"
+                                f"difference {_fmt(rec.get('diff'), '+.4f', '')} (baseline "
+                                f"{_fmt(rec.get('baseline'), '.3f', '')}), q-value "
+                                f"{_fmt(rec.get('q_value'), '.3f', '')}<br>verdict: {VERDICT_WORDS.get(ver, ver)}")
+                continue
             if v is None:
                 text[i].append("–")
                 hover[i].append(f"<b>{a}</b> with <b>{b}</b>: not trained")
@@ -97,8 +118,11 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
             span = ("n/a (needs 2+ seeds)" if not lo_hi or lo_hi[0] is None
                     else f"[{lo_hi[0]:+.1f}, {lo_hi[1]:+.1f}] %")
             text[i].append(f"{v:+.1f}{arrows.get(ver, '')}")
+            n_here = cell(pair_seeds, i, j) or n_seeds
             hover[i].append(f"<b>{a}</b> trained with <b>{b}</b><br>gain {v:+.1f} % ± {_num(std[i][j]):.1f} "
-                            f"(seed std, n = {n_seeds} seeds)<br>95 % interval {span}<br>"
+                            f"(seed std, n = {n_here} seeds)<br>95 % interval {span}<br>"
+                            f"q-value {_fmt(cell(pair_q, i, j), '.3f', '')} · detectable from "
+                            f"{_fmt(cell(pair_mde, i, j), '.1f')}<br>"
                             f"verdict: {VERDICT_WORDS.get(ver, ver)}")
     fig = _heatmap(tasks, gain, text=text, hover=hover, colorbar_title="gain %")
     size = _cell_size(len(tasks))
@@ -111,6 +135,11 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
                         line=dict(width=3, color=style["color"])),
             name=f"{ver} transfer (95 % interval {'below' if ver == 'negative' else 'above'} 0)",
             hoverinfo="skip", showlegend=True))
+    controls = set(_get(report, "controls") or [])
+    if controls:  # control tasks in italics with a ⚑, so no one reads them as tasks to train
+        ticks = [f"<i>⚑ {t}</i>" if t in controls else t for t in tasks]
+        fig.update_xaxes(tickmode="array", tickvals=tasks, ticktext=ticks)
+        fig.update_yaxes(tickmode="array", tickvals=tasks, ticktext=ticks)
     fig.update_layout(legend=dict(orientation="h", y=-0.22))
     return _style(fig, title, 160 + 70 * len(tasks) + 80)
 

@@ -24,6 +24,7 @@ from explorer.relatedness.surrogate import MIN_SIZE, fit_surrogate, held_out_err
 from explorer.store.atomic import write_atomic
 from explorer.training.batched import train_combinations
 from explorer.relatedness.combos import ComboRun
+from explorer.relatedness.controls import parse_controls, with_controls
 from explorer.data.dataset import Dataset, resolve_train_size
 from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
@@ -328,7 +329,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               config: TrainConfig | None = None, mode: str = "auto",
               train_sizes: Sequence[float | int] | None = None, affinity: bool = True,
               progress: Progress | None = None, keep_models: bool = False,
-              reuse_store: bool = False, surrogate_subsets: int | None = None) -> SweepReport:
+              reuse_store: bool = False, surrogate_subsets: int | None = None,
+              controls: Sequence[str] | str | None = None) -> SweepReport:
     """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
 
     Without ``combinations``: every single task and every subset of 2 ..
@@ -345,10 +347,21 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     settings and seed is there, instead of training it again; ``reused`` in the
     report names those runs. ``keep_models`` keeps the trained models of the
     main size on ``report.models`` (with ``report.prepared``), to be saved.
+
+    ``controls`` (e.g. ``["shuffled", "noisy:b"]``, see
+    ``explorer.relatedness.controls``) adds control tasks that train and are
+    reported like any task; they stay out of the groupings.
     """
     start = time.perf_counter()
     config = (config or TrainConfig()).resolve(dataset.modality)  # the modality's default lr, recorded
     tasks = _check_tasks(dataset, tasks, combinations)
+    if controls and combinations is not None:
+        raise ExplorerError("Controls are added to a full sweep: leave out combinations to use them.")
+    dataset, control_names = with_controls(dataset, parse_controls(controls, tasks))
+    if len(tasks) + len(control_names) > MAX_TASKS:
+        raise ExplorerError(f"{len(tasks)} tasks and {len(control_names)} control(s) make more than {MAX_TASKS} "
+                            "tasks: choose fewer tasks or fewer controls.")
+    tasks = tasks + control_names
     n_seeds = _check_seeds(seeds)
     if config.method not in method_names():
         raise ExplorerError(f"Unknown method '{config.method}'. Available: {', '.join(method_names())}.")
@@ -438,8 +451,9 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
                                               baseline_scores(main_prepared))
 
     trained = {key: {t: g.mean for t, g in per_task.items()} for key, per_task in main.gains.items()}
-    # Tasks at chance have no relative gain to group by; they stay out of the groupings.
-    grouped = [t for t in tasks if t not in main.at_chance]
+    # Tasks at chance have no relative gain to group by, and controls are not tasks anyone wants served:
+    # both stay out of the groupings.
+    grouped = [t for t in tasks if t not in main.at_chance and t not in control_names]
     groupings = ({str(k): g.to_dict() for k, g in groupings_for_budgets(trained, grouped).items()}
                  if len(grouped) >= 2 else {})
 
@@ -460,7 +474,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         tasks=tasks, metric=main.metric, single=main.single,
         pair_gain=main.pair_gain, pair_gain_std=main.pair_gain_std, pair_verdict=main.pair_verdict,
         pair_interval=main.pair_interval, pair_q=main.pair_q, pair_seeds=main.pair_seeds, pair_mde=main.pair_mde,
-        pairing=main.pairing, at_chance=main.at_chance,
+        pairing=main.pairing, at_chance=main.at_chance, controls=control_names,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
         delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
         affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, estimates=scored,
