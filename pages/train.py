@@ -233,7 +233,9 @@ def show_train_result(res: dict) -> None:
     for col, (task, g) in zip(cols[1:], gains.items()):
         colour, arrow = colours.get(g["verdict"], ("gray", "off"))
         interval = "" if g.get("low") is None else f", 95 % interval [{g['low']:+.1f}, {g['high']:+.1f}] %"
-        col.metric(task, f"{g['mean']:+.1f} %", delta=VERDICT_LONG.get(g["verdict"], g["verdict"]),
+        # a task at chance has no relative gain (explorer.relatedness.gains.headroom): its absolute difference
+        shown = f"{g['mean']:+.1f} %" if g.get("mean") is not None else f"at chance, {g.get('diff') or 0:+.4f}"
+        col.metric(task, shown, delta=VERDICT_LONG.get(g["verdict"], g["verdict"]),
                    delta_color=colour, delta_arrow=arrow, border=True,
                    help=f"Relative change of the test score when trained together vs alone; seed std "
                         f"{g.get('std') or 0:.1f}{interval}.")
@@ -248,7 +250,10 @@ def show_train_result(res: dict) -> None:
         rows.append({"task": task, "metric": res["metric"].get(task, ""),
                      "alone": _mean_std(res["single"].get(task) or [g.get("single_mean")]),
                      "together": _mean_std(res.get("multi", {}).get(task) or [g.get("multi_mean")]),
-                     "gain": f"{g['mean']:+.1f} %", "95 % interval": interval,
+                     "gain": f"{g['mean']:+.1f} %" if g.get("mean") is not None else "at chance",
+                     "difference": None if g.get("diff") is None else round(g["diff"], 4),
+                     "baseline": None if g.get("baseline") is None else round(g["baseline"], 4),
+                     "95 % interval": interval,
                      "p-value": None if g.get("p_value") is None else round(g["p_value"], 3),
                      "verdict": VERDICT.get(g["verdict"], g["verdict"])})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
