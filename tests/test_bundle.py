@@ -1,5 +1,6 @@
 """Loading bundles: tampered or foreign bundles are refused with a clear error; no code is run;
 loading does not pull in the training code."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -55,10 +56,25 @@ def _zip(path: Path, files: dict[str, bytes]) -> Path:
     return path
 
 
-def _with(members: dict, tmp_path: Path, changes: dict | None = None) -> Path:
-    """The valid bundle with some files replaced (None removes one)."""
+def _with(members: dict, tmp_path: Path, changes: dict | None = None, resign: bool = True) -> Path:
+    """The valid bundle with some files replaced (None removes one).
+
+    With ``resign`` the replaced members' SHA-256 in config.json is updated, as a forger would, so
+    the checks behind the digests are tested too; without it the digests are left as exported.
+    """
     files = {**members, **(changes or {})}
-    return _zip(tmp_path / "b.zip", {k: v for k, v in files.items() if v is not None})
+    files = {k: v for k, v in files.items() if v is not None}
+    if resign and changes and "config.json" in files and set(changes) != {"config.json"}:
+        try:
+            config = json.loads(files["config.json"])
+        except ValueError:
+            config = None
+        if isinstance(config, dict) and isinstance(config.get("sha256"), dict):
+            for name in changes:
+                if name in config["sha256"] and name in files:
+                    config["sha256"][name] = hashlib.sha256(files[name]).hexdigest()
+            files["config.json"] = json.dumps(config).encode()
+    return _zip(tmp_path / "b.zip", files)
 
 
 def _config(members: dict) -> dict:
@@ -90,6 +106,9 @@ def test_not_a_bundle(tmp_path):
 def test_bad_json(members, tmp_path):
     with pytest.raises(ExplorerError, match="not valid JSON"):
         load_bundle(_with(members, tmp_path, {"config.json": b'{"format": "explorer-bundle",'}))
+    with pytest.raises(ExplorerError, match="nested more than 64 levels") as e:
+        load_bundle(_with(members, tmp_path, {"config.json": b"[" * 100_000 + b"]" * 100_000}))
+    assert e.type is ExplorerError and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -101,11 +120,28 @@ def test_bad_json(members, tmp_path):
     (lambda c: c["model"].update(hidden=10 ** 9), "model.hidden"),
     (lambda c: c["model"].update(layers=3), "'model' must be an object"),
     (lambda c: c.pop("target_stats"), "target_stats"),
+    (lambda c: c.update(version=True), "'version' must be a whole number from 1 to 2, not True"),
+    (lambda c: c["model"].update(dropout=5.0), "'model.dropout' must be a number from 0 to below 1, not 5.0"),
+    (lambda c: c["target_stats"].update(size=[3.0, 0.0]), "'target_stats' must give .mean, std. with a std above 0"),
+    (lambda c: c["target_stats"].update(size=[float("nan"), 1.0]), "'target_stats' must give"),
+    (lambda c: c["tasks"][0].update(name=7), "every task needs a 'name'"),
 ])
 def test_config_schema_violations(members, tmp_path, edit, message):
     config = _config(members)
     edit(config)
     with pytest.raises(ExplorerError, match=message):
+        load_bundle(_with(members, tmp_path, {"config.json": json.dumps(config).encode()}))
+
+
+def test_flipped_bytes_are_caught_by_the_digests(members, tmp_path):
+    for name in ("model.safetensors", "model.onnx", "preprocess.json", "predict.py"):
+        blob = bytearray(members[name])
+        blob[len(blob) // 2] ^= 0x01
+        with pytest.raises(ExplorerError, match=f"{name} in bundle b.zip does not match its SHA-256"):
+            load_bundle(_with(members, tmp_path, {name: bytes(blob)}, resign=False))
+    config = _config(members)
+    del config["sha256"]["model.onnx"]
+    with pytest.raises(ExplorerError, match="'sha256' lacks model.onnx"):
         load_bundle(_with(members, tmp_path, {"config.json": json.dumps(config).encode()}))
 
 
@@ -154,7 +190,7 @@ def test_garbage_instead_of_safetensors(members, tmp_path):
 def test_code_in_a_bundle_is_never_run(members, tmp_path):
     marker = tmp_path / "ran.txt"
     code = f"open({str(marker)!r}, 'w').write('ran')\n".encode()
-    path = _with(members, tmp_path, {"predict.py": code, "__init__.py": code, "sitecustomize.py": code})
+    path = _with(members, tmp_path, {"__init__.py": code, "sitecustomize.py": code, "explorer.py": code})
     bundle = load_bundle(path)
     bundle.predict(TEXTS)
     assert not marker.exists()

@@ -1,6 +1,12 @@
 """Export: round trip through a bundle, ONNX parity for every modality, model card, CLI, atomic writes."""
+import hashlib
 import json
+import os
+import stat
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -76,10 +82,14 @@ def _inputs(dataset: Dataset):
     return dataset.subset_rows(np.arange(12))
 
 
-def test_bundle_holds_the_four_files(exported):
+def test_bundle_holds_its_files_with_their_digests(exported):
     _, _, run, info = exported
     with zipfile.ZipFile(info.path) as z:
-        assert sorted(z.namelist()) == ["README.md", "config.json", "model.onnx", "model.safetensors"]
+        assert sorted(z.namelist()) == ["README.md", "config.json", "model.onnx", "model.safetensors",
+                                        "predict.py", "preprocess.json"]
+        config = json.loads(z.read("config.json"))
+        assert config["sha256"] == {n: hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist()
+                                    if n != "config.json"}
         config = json.loads(z.read("config.json"))
         assert z.read("model.safetensors") == (run.path / "model.safetensors").read_bytes()
     assert config["format"] == "explorer-bundle" and config["run"]["id"] == run.id
@@ -159,8 +169,8 @@ def test_cli_export_writes_a_bundle(tmp_path, monkeypatch, capsys):
     out = tmp_path / "b.zip"
     assert main(["export", "--run", run.id, "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["bundle"] == str(out) and set(printed["files"]) == {"config.json", "model.safetensors",
-                                                                       "model.onnx", "README.md"}
+    assert printed["bundle"] == str(out) and set(printed["files"]) == {"config.json", "model.safetensors", "model.onnx",
+                                                                       "README.md", "preprocess.json", "predict.py"}
     assert load_bundle(out).predict([{"carat": 1.0, "depth": 61.0, "cut": "Good"}])["price"]["labels"]
     assert main(["export", "--run", "no-such-run", "--out", str(tmp_path / "x.zip")]) == 2
 
@@ -184,3 +194,76 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     assert not out.exists() and list(out.parent.iterdir()) == []  # no temporary file left either
     with pytest.raises(ExplorerError, match=r"\.zip"):
         export.export_bundle(run, tmp_path / "bundle.tar")
+
+
+def test_cli_export_refuses_a_bad_run_id_before_importing_the_exporter(tmp_path):
+    code = ("import sys\nfrom explorer.cli import main\n"
+            "rc = main(['export', '--run', sys.argv[1], '--out', sys.argv[2]])\n"
+            "print(rc, 'explorer.store.export' in sys.modules, 'onnxscript' in sys.modules, 'torch.onnx' in sys.modules)")
+    root = Path(__file__).resolve().parents[1]
+    for run_id, out in [("no-such-run", "x.zip"), ("../etc", "x.zip")]:
+        done = subprocess.run([sys.executable, "-c", code, run_id, str(tmp_path / out)], cwd=root, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "EXPLORER_HOME": str(tmp_path / "runs")})
+        assert done.stdout.split() == ["2", "False", "False", "False"], done.stdout + done.stderr
+        assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def numpy_and_onnxruntime_only(tmp_path_factory) -> Path:
+    """A folder with nothing importable but numpy and onnxruntime (linked from this venv, no download)."""
+    import numpy
+    import onnxruntime
+    site = tmp_path_factory.mktemp("only-numpy-onnxruntime")
+    for module in (numpy, onnxruntime):
+        source = Path(module.__file__).parent
+        for entry in source.parent.iterdir():  # the package and its vendored libraries (numpy.libs, ...)
+            if entry.name == source.name or entry.name.startswith(source.name + ".libs"):
+                (site / entry.name).symlink_to(entry)
+    return site
+
+
+def _run_standalone(folder: Path, site: Path, args: list[str]) -> subprocess.CompletedProcess:
+    # -S: no site-packages, -s: no user site; PYTHONPATH holds only the two packages.
+    return subprocess.run([sys.executable, "-S", "-s", "predict.py", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin",
+                                                       "OMP_NUM_THREADS": "1"})
+
+
+def test_standalone_predict_py_gives_load_bundles_labels(exported, numpy_and_onnxruntime_only, tmp_path):
+    dataset, _, _, info = exported
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(info.path) as z:
+        z.extractall(folder)
+    bundle = load_bundle(info.path)
+    modality = bundle.modality
+    inputs = _inputs(dataset)
+    if modality == "text":
+        args = list(inputs)
+    elif modality == "tabular":
+        args = [json.dumps({k: (None if pd.isna(v) else v) for k, v in row.items()}) for row in
+                inputs.to_dict("records")]
+    else:
+        np.save(folder / "images.npy", np.asarray(inputs, np.float32))
+        args = ["images.npy"]
+    done = _run_standalone(folder, numpy_and_onnxruntime_only, args)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    want = bundle.predict(inputs)
+    for task in bundle.task_names:
+        got = [r[task] for r in rows]
+        if bundle.tasks[bundle.task_names.index(task)].is_classification:
+            assert got == want[task]["labels"]
+        else:
+            assert got == pytest.approx(want[task]["labels"], rel=1e-4, abs=1e-4)
+
+
+def test_standalone_predict_py_really_has_no_explorer_or_torch(exported, numpy_and_onnxruntime_only, tmp_path):
+    _, _, _, info = exported
+    with zipfile.ZipFile(info.path) as z:
+        z.extractall(tmp_path)
+    code = "import sys\nfor m in ('torch', 'explorer', 'pandas'):\n    try:\n        __import__(m)\n" \
+           "        print('importable', m)\n    except ImportError:\n        pass\nimport onnxruntime, numpy\n"
+    (tmp_path / "probe.py").write_text(code)
+    done = subprocess.run([sys.executable, "-S", "-s", "probe.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env={"PYTHONPATH": str(numpy_and_onnxruntime_only), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and "importable" not in done.stdout, done.stdout + done.stderr

@@ -5,6 +5,9 @@ import argparse
 import sys
 
 from explorer.commands._common import print_json
+from explorer.errors import ExplorerError
+from explorer.store.atomic import check_writable
+from explorer.store.runs import load_run
 
 NAME = "export"
 HELP = "export a saved run as a bundle zip (safetensors, config, ONNX, model card)"
@@ -18,10 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.store.export import export_bundle  # torch.onnx is slow to import: only when exporting
+    # A bad run id or path is refused before the slow import of the exporter (torch.onnx and onnxscript).
+    run_ = load_run(args.run_id)
+    out = args.out or f"{args.run_id}.zip"
+    if not out.lower().endswith(".zip"):
+        raise ExplorerError(f"The bundle path must end in .zip, got '{out}'.")
+    check_writable(out)
+    from explorer.store.export import export_bundle
 
     print(f"exporting {args.run_id} ...", file=sys.stderr)
-    result = export_bundle(args.run_id, args.out or f"{args.run_id}.zip")
+    result = export_bundle(run_, out)
     print_json({"bundle": str(result.path), "files": result.files,
                 "onnx_max_error": result.onnx_max_error, "seconds": round(result.seconds, 2)})
     return 0

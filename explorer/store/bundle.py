@@ -1,9 +1,11 @@
 """Loading an exported model bundle: validated data in, a predictor out, no code executed.
 
 A bundle is a zip of plain data (see ``explorer.store.export``): ``config.json``,
-``model.safetensors``, ``model.onnx`` and a ``README.md`` model card. Loading
-reads the members into memory (nothing is extracted), checks the config
-against a schema and every weight's name and shape against the architecture
+``model.safetensors``, ``model.onnx``, ``preprocess.json`` (the transform alone, for
+the bundle's numpy + onnxruntime ``predict.py``) and a ``README.md`` model card.
+Loading reads the members into memory (nothing is extracted), checks each against
+the SHA-256 that config.json records for it, checks the config against a schema
+(``CONFIG_SCHEMA``) and every weight's name and shape against the architecture
 the config describes, and only then builds the network. Nothing is unpickled
 and nothing from the bundle is imported or run; the ONNX graph is only handed
 to onnxruntime (``predict_onnx``) after checking it uses standard operators and
@@ -14,6 +16,7 @@ that has only the model, preprocessing and prediction modules.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -26,18 +29,80 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 from explorer.errors import ExplorerError
+from explorer.schema import check_schema, parse_json
 from explorer.store.predict import Predictor
 from explorer.data.preprocess import preprocessor_from_dict
 from explorer.data.tasks import KINDS, Task
 from models import ModelSpec, MultiTaskModel
 
 FORMAT = "explorer-bundle"
-VERSION = 1
+VERSION = 2   # 2: config.json records each member's SHA-256; preprocess.json and predict.py ride along
 REQUIRED = ("config.json", "model.safetensors", "model.onnx")
-MAX_BYTES = {"config.json": 64 << 20, "model.safetensors": 2 << 30, "model.onnx": 2 << 30, "README.md": 1 << 20}
+MAX_BYTES = {"config.json": 64 << 20, "model.safetensors": 2 << 30, "model.onnx": 2 << 30, "README.md": 1 << 20,
+             "preprocess.json": 64 << 20, "predict.py": 1 << 20}
+MAX_MEMBERS = 64
 INPUT_NAMES = {"text": "tokens", "tabular": "features", "image": "image"}
 SPEC_KEYS = {"modality", "input", "heads", "hidden", "embed_dim", "dropout", "extra"}
 INPUT_KEYS = {"text": {"vocab_size"}, "tabular": {"n_features"}, "image": {"height", "width"}}
+FIX = "Export the run again with `python -m explorer export`."
+
+_WHOLE = {"type": "integer", "minimum": 1, "maximum": 1 << 16}
+_MEAN_STD = {"type": "array", "minItems": 2, "maxItems": 2,
+             "prefixItems": [{"type": "number", "finite": True},
+                             {"type": "number", "finite": True, "exclusiveMinimum": 0}]}
+CONFIG_SCHEMA = {
+    "type": "object",
+    "required": ["format", "version", "modality", "tasks", "model", "preprocess"],
+    "x-message": "it must be an object with format, version, modality, tasks, model and preprocess",
+    "properties": {
+        "format": {"const": FORMAT, "x-message": f"'format' must be {FORMAT!r}"},
+        "version": {"type": "integer", "minimum": 1, "maximum": VERSION,
+                    "x-message": f"'version' must be a whole number from 1 to {VERSION}, not {{value}} "
+                                 "(newer bundles need a newer explorer)"},
+        "modality": {"enum": list(INPUT_NAMES), "x-message": f"'modality' must be one of {', '.join(INPUT_NAMES)}"},
+        "tasks": {"type": "array", "minItems": 1, "maxItems": 256, "x-message": "'tasks' must be a non-empty list",
+                  "items": {"type": "object", "required": ["name", "kind"],
+                            "x-message": "every task needs a 'name' and a 'kind'",
+                            "properties": {
+                                "name": {"type": "string", "minLength": 1, "maxLength": 10000,
+                                         "x-message": "every task needs a 'name'"},
+                                "kind": {"enum": list(KINDS),
+                                         "x-message": f"task kind {{value}} is not one of {', '.join(KINDS)}"},
+                                "classes": {"type": "array", "maxItems": 1 << 16, "items": {"type": "string"},
+                                            "x-message": "a task's 'classes' must be a list of strings"}}}},
+        "model": {"type": "object", "required": ["modality", "input", "heads"], "additionalProperties": False,
+                  "x-message": f"'model' must be an object with keys {sorted(SPEC_KEYS)}",
+                  "properties": {
+                      "modality": {"enum": list(INPUT_NAMES)},
+                      "input": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1,
+                                                                           "maximum": 1 << 22},
+                                "x-message": "'model.input' must give sizes as whole numbers"},
+                      "heads": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
+                      "hidden": {**_WHOLE, "x-message": "'model.hidden' must be a whole number in 1..65536"},
+                      "embed_dim": {**_WHOLE, "x-message": "'model.embed_dim' must be a whole number in 1..65536"},
+                      "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
+                                  "x-message": "'model.dropout' must be a number from 0 to below 1, not {value}"},
+                      "extra": {"type": "object"}}},
+        "preprocess": {"type": "object", "required": ["modality"],
+                       "x-message": "'preprocess' must be an object naming its modality",
+                       "properties": {
+                           "vocab": {"type": "array", "items": {"type": "string"}, "maxItems": 1 << 22,
+                                     "x-message": "'preprocess.vocab' must be a list of words"},
+                           "max_len": {"type": "integer", "minimum": 1, "maximum": 1 << 20,
+                                       "x-message": "'preprocess.max_len' must be a whole number >= 1"},
+                           "numeric": {"type": "object", "additionalProperties": {
+                               **_MEAN_STD, "x-message": "'preprocess.numeric' must map columns to [mean, std] "
+                                                         "with a finite mean and a std above 0, not {value}"}},
+                           "categorical": {"type": "object", "additionalProperties": {
+                               "type": "array", "items": {"type": "string"},
+                               "x-message": "'preprocess.categorical' must map columns to lists"}},
+                           "height": _WHOLE, "width": _WHOLE}},
+        "target_stats": {"type": "object", "additionalProperties": {
+            **_MEAN_STD, "x-message": "'target_stats' must give [mean, std] with a std above 0, not {value}"}},
+        "sha256": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                   "x-message": "'sha256' must map member names to hex SHA-256 digests"},
+    },
+}
 # Operator domains onnxruntime implements itself; anything else would need a custom-op library.
 STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
 
@@ -125,6 +190,7 @@ def load_bundle(path: str | Path) -> Bundle:
         raise ExplorerError(f"{path} is not a zip file, so it is not a model bundle.")
     members = _read_members(path)
     config = _parse_config(members["config.json"])
+    _check_digests(config, members, path.name)
     tasks, spec, preprocessor, stats = _check_config(config)
     state = _read_weights(members["model.safetensors"])
     _check_weights(state, spec)
@@ -138,7 +204,19 @@ def load_bundle(path: str | Path) -> Bundle:
 def _read_members(path: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as z:
-            infos = {i.filename: i for i in z.infolist()}
+            listing = z.infolist()
+            if len(listing) > MAX_MEMBERS:
+                raise ExplorerError(f"Bundle {path.name} holds {len(listing)} files; a bundle has at most "
+                                    f"{MAX_MEMBERS}. It was not made by explorer export.")
+            names = [i.filename for i in listing]
+            if len(set(names)) != len(names):
+                raise ExplorerError(f"Bundle {path.name} holds two files of the same name; it was altered. {FIX}")
+            unsafe = [n for n in names if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/")
+                      or ":" in n]
+            if unsafe:  # nothing is extracted here, but a user unzipping it must not write outside the folder
+                raise ExplorerError(f"Bundle {path.name} holds a file named {unsafe[0][:80]!r} that would unzip "
+                                    "outside its folder; it was not made by explorer export.")
+            infos = {i.filename: i for i in listing}
             missing = [n for n in REQUIRED if n not in infos]
             if missing:
                 raise ExplorerError(f"Bundle {path.name} is missing {', '.join(missing)}; it is incomplete or "
@@ -150,18 +228,40 @@ def _read_members(path: Path) -> dict[str, bytes]:
                         raise ExplorerError(f"{name} in bundle {path.name} is larger than {limit >> 20} MiB.")
                     out[name] = z.read(name)
             return out
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ExplorerError(f"Bundle {path.name} cannot be read as a zip ({e}).") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError) as e:
+        # zlib/CRC errors, unsupported compression or encryption all mean the same to a user
+        raise ExplorerError(f"Bundle {path.name} cannot be read as a zip ({type(e).__name__}: "
+                            f"{str(e)[:120]}). {FIX}") from None
 
 
 def _parse_config(blob: bytes) -> dict:
-    try:
-        config = json.loads(blob.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ExplorerError(f"config.json in the bundle is not valid JSON ({e}).") from None
+    config = parse_json(blob, "config.json in the bundle", FIX)
     if not isinstance(config, dict):
         raise ExplorerError("config.json in the bundle must hold a JSON object.")
     return config
+
+
+def digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _check_digests(config: dict, members: dict[str, bytes], name: str) -> None:
+    """Every member config.json records must be there and unchanged (flipped bytes, a swapped file)."""
+    version = config.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 2:
+        return  # version 1 bundles predate the digests; the schema check refuses anything else
+    sums = config.get("sha256")
+    _need(isinstance(sums, dict) and all(isinstance(v, str) for v in sums.values()),
+          "'sha256' must map member names to hex SHA-256 digests")
+    unlisted = [m for m in REQUIRED if m != "config.json" and m not in sums]
+    _need(not unlisted, f"'sha256' lacks {', '.join(unlisted)}")
+    for member, want in sums.items():
+        if member not in members:
+            raise ExplorerError(f"Bundle {name} is missing {member}, which its config.json lists; it is incomplete "
+                                f"or was altered. {FIX}")
+        if digest(members[member]) != want:
+            raise ExplorerError(f"{member} in bundle {name} does not match its SHA-256 in config.json: the file is "
+                                f"damaged or was altered. {FIX}")
 
 
 def _need(cond: bool, message: str) -> None:
@@ -170,47 +270,28 @@ def _need(cond: bool, message: str) -> None:
 
 
 def _check_config(config: dict) -> tuple[list[Task], ModelSpec, object, dict]:
-    _need(config.get("format") == FORMAT, f"'format' must be {FORMAT!r}")
-    version = config.get("version")
-    _need(isinstance(version, int) and 1 <= version <= VERSION,
-          f"'version' must be a whole number from 1 to {VERSION} (newer bundles need a newer explorer)")
-    modality = config.get("modality")
-    _need(modality in INPUT_NAMES, f"'modality' must be one of {', '.join(INPUT_NAMES)}")
-    raw_tasks = config.get("tasks")
-    _need(isinstance(raw_tasks, list) and raw_tasks, "'tasks' must be a non-empty list")
+    check_schema(config, CONFIG_SCHEMA, "config.json in the bundle", FIX)
+    modality = config["modality"]
     tasks = []
-    for t in raw_tasks:
-        _need(isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"], "every task needs a 'name'")
-        _need(t.get("kind") in KINDS, f"task {t['name']!r} has kind {t.get('kind')!r}, not one of {KINDS}")
+    for t in config["tasks"]:
         classes = t.get("classes", [])
-        _need(isinstance(classes, list) and all(isinstance(c, str) for c in classes),
-              f"task {t['name']!r}: 'classes' must be a list of strings")
         _need((len(classes) >= 2) == (t["kind"] != "regression"),
               f"task {t['name']!r}: a classification task needs 2 or more classes, a regression task none")
         tasks.append(Task.from_dict(t))
     names = [t.name for t in tasks]
     _need(len(set(names)) == len(names), "task names must be unique")
 
-    raw_spec = config.get("model")
-    _need(isinstance(raw_spec, dict) and set(raw_spec) <= SPEC_KEYS and {"modality", "input", "heads"} <= set(raw_spec),
-          f"'model' must be an object with keys {sorted(SPEC_KEYS)}")
+    raw_spec = config["model"]
     _need(raw_spec["modality"] == modality, "'model.modality' differs from 'modality'")
-    for key in ("hidden", "embed_dim"):
-        value = raw_spec.get(key, 64)
-        _need(isinstance(value, int) and 1 <= value <= 1 << 16, f"'model.{key}' must be a whole number in 1..65536")
-    _need(isinstance(raw_spec.get("dropout", 0.0), (int, float)), "'model.dropout' must be a number")
     inp = raw_spec["input"]
-    _need(isinstance(inp, dict) and set(inp) == INPUT_KEYS[modality]
-          and all(isinstance(v, int) and 1 <= v <= 1 << 22 for v in inp.values()),
-          f"'model.input' must give {sorted(INPUT_KEYS[modality])} as whole numbers")
+    _need(set(inp) == INPUT_KEYS[modality], f"'model.input' must give {sorted(INPUT_KEYS[modality])} as whole numbers")
     expected_heads = {t.name: t.n_outputs for t in tasks}
     _need(raw_spec["heads"] == expected_heads,
           f"'model.heads' is {raw_spec['heads']} but the tasks need {expected_heads} (one output per class)")
     spec = ModelSpec.from_dict(raw_spec)
 
-    pre_dict = config.get("preprocess")
-    _need(isinstance(pre_dict, dict) and pre_dict.get("modality") == modality,
-          "'preprocess' must be an object of the same modality")
+    pre_dict = config["preprocess"]
+    _need(pre_dict.get("modality") == modality, "'preprocess' must be an object of the same modality")
     try:
         pre = preprocessor_from_dict(pre_dict)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -225,10 +306,6 @@ def _check_config(config: dict) -> tuple[list[Task], ModelSpec, object, dict]:
     elif modality == "tabular":
         _need(isinstance(pre.numeric, dict) and isinstance(pre.categorical, dict),
               "'preprocess' needs numeric and categorical")
-        _need(all(len(v) == 2 and all(isinstance(x, (int, float)) for x in v) for v in pre.numeric.values()),
-              "'preprocess.numeric' must map columns to [mean, std]")
-        _need(all(isinstance(v, list) for v in pre.categorical.values()),
-              "'preprocess.categorical' must map columns to lists")
         _need(len(pre.feature_names) == inp["n_features"],
               f"the preprocessing makes {len(pre.feature_names)} features but the model reads {inp['n_features']}")
     else:
@@ -236,14 +313,12 @@ def _check_config(config: dict) -> tuple[list[Task], ModelSpec, object, dict]:
               "'preprocess' image size differs from 'model.input'")
 
     raw_stats = config.get("target_stats", {})
-    _need(isinstance(raw_stats, dict), "'target_stats' must be an object")
     stats = {}
     for t in tasks:
         if t.is_classification:
             continue
         v = raw_stats.get(t.name)
-        _need(isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v),
-              f"'target_stats' needs [mean, std] for regression task {t.name!r}")
+        _need(v is not None, f"'target_stats' needs [mean, std] for regression task {t.name!r}")
         stats[t.name] = (float(v[0]), float(v[1]))
     return tasks, spec, pre, stats
 

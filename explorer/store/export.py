@@ -11,7 +11,10 @@ The zip holds:
                        (float32 [batch, h, w]) and returns one output per task,
                        named after the task (logits, or standardised values
                        for regression)
+    preprocess.json    the vocabulary (with the token pattern) or feature transform alone
+    predict.py         prediction with numpy + onnxruntime only (``explorer/store/onnx_predict.py``)
     README.md          a model card
+config.json records the SHA-256 of every other member, checked on load.
 ``explorer.load_bundle`` reads it back (see ``explorer.store.bundle``).
 """
 from __future__ import annotations
@@ -30,14 +33,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.store.atomic import atomic_file
-from explorer.store.bundle import FORMAT, INPUT_NAMES, VERSION
+from explorer.store.atomic import atomic_file, check_writable
+from explorer.store.bundle import FORMAT, INPUT_NAMES, VERSION, digest
 from explorer.errors import ExplorerError
 from explorer.store.runs import Run, list_runs, load_run, reuse_key
+from explorer.data.preprocess import TOKEN_RE
 from explorer.data.tasks import Task
 from explorer.training.trainer import TrainConfig
 from models import MultiTaskModel
 
+STANDALONE = Path(__file__).with_name("onnx_predict.py")  # shipped in every bundle as predict.py
 PARITY_LIMIT = 1e-4  # largest |onnxruntime - PyTorch| output accepted at export
 PREPROCESSING = {"text": "the vocabulary; tokens are lower-cased words, 0 = padding, 1 = unknown word",
                  "tabular": "the feature transform: numeric columns standardised, categories one-hot",
@@ -73,9 +78,7 @@ def export_bundle(run: Run | str, out_path: str | Path, store: Path | None = Non
     """
     start = time.perf_counter()
     run = load_run(run, store) if isinstance(run, str) else run
-    out = Path(out_path)
-    if out.suffix.lower() != ".zip":
-        raise ExplorerError(f"The bundle path must end in .zip, got '{out}'.")
+    out = check_bundle_path(out_path)
     model = run.model()
     weights = (run.path / "model.safetensors").read_bytes()
     onnx = onnx_bytes(model, run.config["modality"])
@@ -85,10 +88,28 @@ def export_bundle(run: Run | str, out_path: str | Path, store: Path | None = Non
                             "the bundle was not written. Please report this with the run id.")
     singles = {t.name: single_task_summary(run, t, store) for t in run.tasks}
     config = bundle_config(run, singles, error)
-    files = {"config.json": json.dumps(config, indent=2).encode(), "model.safetensors": weights,
-             "model.onnx": onnx, "README.md": model_card(config).encode()}
+    members = {"model.safetensors": weights, "model.onnx": onnx,
+               "preprocess.json": json.dumps(standalone_transform(config["preprocess"]), indent=1).encode(),
+               "predict.py": STANDALONE.read_bytes(), "README.md": model_card(config).encode()}
+    config["sha256"] = {name: digest(blob) for name, blob in members.items()}
+    files = {"config.json": json.dumps(config, indent=2).encode(), **members}
     _write_zip(out, files)
     return ExportResult(out, {k: len(v) for k, v in files.items()}, error, time.perf_counter() - start)
+
+
+def check_bundle_path(out_path: str | Path) -> Path:
+    """Where a bundle may be written: a .zip path in a writable folder (checked before any export work)."""
+    out = Path(out_path)
+    if out.suffix.lower() != ".zip":
+        raise ExplorerError(f"The bundle path must end in .zip, got '{out}'.")
+    return check_writable(out)
+
+
+def standalone_transform(preprocess: dict) -> dict:
+    """preprocess.json: the transform as the bundle's predict.py applies it, without the explorer's code."""
+    if preprocess["modality"] == "text":  # the tokenizer is a regular expression on lower-cased text
+        return {**preprocess, "token_pattern": TOKEN_RE.pattern, "lowercase": True}
+    return dict(preprocess)
 
 
 def bundle_config(run: Run, singles: dict[str, dict | None], onnx_error: float) -> dict:
@@ -245,13 +266,20 @@ def model_card(config: dict) -> str:
               f"- exported: {config.get('exported')}",
               f"- best epoch: {config.get('best_epoch')}",
               "- settings: " + ", ".join(f"{k}={v}" for k, v in train.items()), "",
-              "## Usage", "", "```python",
+              "## Usage", "",
+              "With the explorer installed (`pip install` of its source folder):", "", "```python",
               "import explorer",
               'bundle = explorer.load_bundle("bundle.zip")  # checks the files; runs no code from the zip',
               "result = bundle.predict({}){}".format(*_example(config)),
               "for task, out in result.items():",
               '    print(task, out["labels"][0], out.get("probabilities"))',
               "```", "",
+              "With nothing but numpy and onnxruntime (`pip install numpy onnxruntime`): unzip the bundle and run",
+              "its `predict.py`, which applies `preprocess.json` and runs `model.onnx`:", "", "```",
+              f"python predict.py {_cli_example(config)}",
+              "```", "",
+              "It prints one JSON object per input (task -> label); add `--probabilities` for class probabilities.",
+              "`config.json` lists the SHA-256 of every other file in the bundle.", "",
               f"`model.onnx` takes `{config['onnx']['input']}` ({config['onnx']['input_dtype']}, "
               f"{_shape(config['modality'])}) after preprocessing (see `config.json`: "
               f"{PREPROCESSING[config['modality']]}) "
@@ -274,6 +302,15 @@ def _example(config: dict) -> tuple[str, str]:
         return "[{" + ", ".join(f'"{c}": ...' for c in cols[:3]) + "}]", "  # one dict per row, every column"
     p = config["preprocess"]
     return "images", f"  # float array (n, {p['height']}, {p['width']})"
+
+
+def _cli_example(config: dict) -> str:
+    if config["modality"] == "text":
+        return '"An article to classify ..." "Another one"'
+    if config["modality"] == "tabular":
+        cols = list(config["preprocess"]["numeric"]) + list(config["preprocess"]["categorical"])
+        return "'{" + ", ".join(f'"{c}": ...' for c in cols[:3]) + "}'  # one JSON object per row"
+    return "images.npy  # a float array (n, height, width) saved with numpy.save"
 
 
 def _shape(modality: str) -> str:
