@@ -258,6 +258,9 @@ def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, d
     assert sorted(surrogate["fitted_on"]) == sorted("+".join(c) for c in subsets["combinations"])
     assert surrogate["held_out"]["n_cells"] > 0 and "digit+even+ge5+prime" in surrogate["predicted"]
     assert "surrogate subsets" in {e["phase"] for e in events}
+    # every phase is timed beside its share of the progress bar, so the weights can be checked
+    assert [p["phase"] for p in r.phase_seconds][-2:] == ["surrogate subsets", "affinity"]
+    assert sum(p["progress_share"] for p in r.phase_seconds) == pytest.approx(1.0)
     assert "+".join(subsets["combinations"][0]) not in r.gains  # the subsets feed the estimate, not the matrix
     fake.calls.clear()
     run_sweep(digits, tasks, seeds=2, surrogate_subsets=0)

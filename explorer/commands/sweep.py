@@ -95,7 +95,20 @@ def summary(report: SweepReport) -> str:
         lines.append(f"controls: {', '.join(report.controls)}"
                      + (f" -- WARNING: a shuffled control came out positive ({'; '.join(bad)}): the verdicts "
                         "of this setting are not to be trusted" if bad else " (no shuffled control positive)"))
-    if report.proxy_spearman:
+    if report.phase_seconds:
+        total = sum(p["seconds"] for p in report.phase_seconds) or 1.0
+        lines.append("time per phase (share of the time / share of the progress bar): " + ", ".join(
+            f"{p['phase']} {p['seconds']:.1f} s ({p['seconds'] / total:.0%} / {p['progress_share']:.0%})"
+            for p in report.phase_seconds))
+    scored = [(name, d) for name, d in (report.estimates or {}).items() if d.get("spearman") is not None]
+    if scored:
+        lines.append("Spearman of each estimate with the trained pair gains (bootstrap 95 % interval), best first:")
+        scored.sort(key=lambda nd: -(nd[1].get("expected_sign") or 1) * nd[1]["spearman"])
+        for name, d in scored:
+            low, high = d.get("interval") or (None, None)
+            span = "" if low is None else f" [{low:+.2f}, {high:+.2f}]"
+            lines.append(f"  {name:<15} {d['spearman']:+.2f}{span}  ({d.get('n_pairs')} cells)")
+    elif report.proxy_spearman:
         shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}'}" for k, v in report.proxy_spearman.items())
         lines.append(f"Spearman of one-run estimates with the trained gains: {shown}")
     return "\n".join(lines)

@@ -114,6 +114,9 @@ class SweepReport:
     controls: list[str] = field(default_factory=list)      # control task names (also in tasks)
     # every estimate (one-run and surrogate) -> {spearman, interval, p_value, n_pairs, description, ...}
     estimates: dict = field(default_factory=dict)
+    # per phase (training sizes, surrogate subsets, affinity run): its share of the progress bar and its seconds,
+    # so the weights behind the remaining-time estimate can be checked against the clock
+    phase_seconds: list[dict] = field(default_factory=list)
     gains: dict[str, dict[str, dict]] = field(default_factory=dict)
     delta_m: dict[str, float] = field(default_factory=dict)
     scores: dict[str, dict[str, list]] = field(default_factory=dict)
@@ -417,6 +420,12 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         steps = max(1, -(-main_rows // config.batch_size)) * config.epochs
         costs.append(("affinity", affinity_cost(main_rows, len(tasks), steps)))
     phases = _Phases(progress, costs)
+    timed: list[dict] = []  # per phase: its share of the progress bar and the seconds it took
+
+    def clock(index: int, began: float) -> None:
+        name, cost = costs[index]
+        timed.append({"phase": name, "progress_share": cost / phases.total,
+                      "seconds": time.perf_counter() - began})
 
     results: list[tuple[float | int, int, Transfer, list]] = []
     main_prepared = None
@@ -427,9 +436,11 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         for phase, (index, combos, call_seeds) in enumerate(calls):
             job_size, _, job_config, job_mode = jobs[index]
             if job_size == k:
+                began = time.perf_counter()
                 runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=size),
                                            call_seeds, mode=job_mode, progress=phases.phase(phase),
                                            prepared=prepared, **extra)
+                clock(phase, began)
         results.append((size, rows, transfer_from_runs(runs, tasks, baselines=baseline_scores(prepared)), runs))
         main_prepared = prepared
     _, _, main, main_runs = results[-1]
@@ -437,14 +448,18 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
 
     subset_runs = []
     for k, (combos, job_config, job_mode) in enumerate(surrogate_calls):
+        began = time.perf_counter()
         subset_runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=main_size),
                                           seed_list, mode=job_mode, progress=phases.phase(len(calls) + k),
                                           prepared=main_prepared)
+        clock(len(calls) + k, began)
     estimates = None
     if do_affinity:
+        began = time.perf_counter()
         estimates = one_run_affinity(dataset, tasks, main_config, prepared=main_prepared,
                                      every=affinity_every(len(tasks)), max_measurements=MAX_AFFINITY_MEASUREMENTS,
                                      progress=phases.phase(len(calls) + len(surrogate_calls)))
+        clock(len(calls) + len(surrogate_calls), began)
     proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
     scored = {name: {k: v for k, v in d.items() if k != "value"} for name, d in proxy_detail.items()}
     scored["surrogate"] = _surrogate_estimate(tasks, surrogate_plan, main, main_runs + subset_runs,
@@ -478,6 +493,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
         delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
         affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, estimates=scored,
+        phase_seconds=timed,
         groupings=groupings,
         by_fraction=by_fraction, combinations=[list(c) for c in wanted], order=order, seeds=seed_list,
         mode=mode, config=main_config.to_dict(), train_size=main_size, train_rows=main_rows,
