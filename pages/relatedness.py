@@ -93,12 +93,16 @@ def show_estimates(rep: dict) -> None:
         sign = d.get("expected_sign") or 1
         rows.append({"estimate": SCORED_NAMES.get(n, n), "Spearman ρ": "n/a" if rho is None else f"{rho:+.2f}",
                      "95 % interval": "" if not span else f"[{span[0]:+.2f}, {span[1]:+.2f}]",
+                     "ρ within task": "" if d.get("spearman_within_task") is None
+                     else f"{d['spearman_within_task']:+.2f}",
                      "p-value": "" if d.get("p_value") is None else f"{d['p_value']:.2f}",
                      "cells compared": d.get("n_pairs"), "a useful estimate has": {1: "ρ > 0", -1: "ρ < 0"}[sign],
                      "what it is": d.get("description", ""), "note": d.get("reason") or "",
                      "_order": -(sign * rho) if rho is not None else float("inf")})
     rows.sort(key=lambda r: r.pop("_order"))
     st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.caption("ρ within task ranks each task's partners only (each row's mean taken out of both sides): a task "
+               "whose gains are all high, e.g. from a low single-task baseline, does not count.")
     held = (scored.get("surrogate") or {}).get("held_out") or {}
     if held.get("mae") is not None:
         st.caption(f"Surrogate, fitted on {len(scored['surrogate'].get('fitted_on', []))} trained groups: on a "

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from explorer.relatedness.affinity import (AffinityCallback, bootstrap_spearman, compare_with_gains,
-                                           measurement_interval, one_run_affinity, optimiser_update)
+                                           measurement_interval, one_run_affinity, optimiser_update,
+                                           score_estimate)
 from explorer.data.dataset import Dataset
 from explorer.errors import Cancelled, ExplorerError
 from explorer.training.trainer import TrainConfig, prepare, train
@@ -169,3 +170,12 @@ def test_bootstrap_interval_of_spearman():
     low, high = bootstrap_spearman(rng.normal(size=30), rng.normal(size=30))
     assert low < 0 < high
     assert bootstrap_spearman(x, np.ones(12)) is None  # no ranks to compare
+
+
+def test_within_task_spearman_ignores_a_level_shared_by_a_row():
+    # Row levels differ (task 0's gains are all high), the partners' order inside each row is reversed:
+    # the plain Spearman is fooled by the levels, the within-task one is not.
+    gains = [[None, 10.0, 11.0], [-1.0, None, 0.0], [-3.0, -2.0, None]]
+    levels = [[None, 5.1, 5.0], [0.1, None, 0.0], [-4.9, -5.0, None]]
+    d = score_estimate(levels, gains, "surrogate")
+    assert d["spearman"] > 0.5 and d["spearman_within_task"] < -0.8

@@ -107,7 +107,9 @@ def summary(report: SweepReport) -> str:
         for name, d in scored:
             low, high = d.get("interval") or (None, None)
             span = "" if low is None else f" [{low:+.2f}, {high:+.2f}]"
-            lines.append(f"  {name:<15} {d['spearman']:+.2f}{span}  ({d.get('n_pairs')} cells)")
+            within = d.get("spearman_within_task")
+            within = "" if within is None else f", within task {within:+.2f}"
+            lines.append(f"  {name:<15} {d['spearman']:+.2f}{span}  ({d.get('n_pairs')} cells{within})")
     elif report.proxy_spearman:
         shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}'}" for k, v in report.proxy_spearman.items())
         lines.append(f"Spearman of one-run estimates with the trained gains: {shown}")

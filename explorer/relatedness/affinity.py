@@ -233,10 +233,29 @@ def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig
 
 # --- how well each estimate tracks the trained gains -------------------------------------------------------
 
-def _cells(estimate: list[list], pair_gain: list[list]) -> list[tuple[float, float]]:
+def _cells(estimate: list[list], pair_gain: list[list]) -> list[tuple[float, float, int]]:
+    """(trained gain, estimate, row) of every off-diagonal cell where both are known."""
     n = len(pair_gain)
-    return [(pair_gain[i][j], estimate[i][j]) for i in range(n) for j in range(n)
+    return [(pair_gain[i][j], estimate[i][j], i) for i in range(n) for j in range(n)
             if i != j and pair_gain[i][j] is not None and estimate[i][j] is not None]
+
+
+def within_task_spearman(cells: Sequence[tuple[float, float, int]]) -> float | None:
+    """Spearman over the cells after subtracting each row's mean from both sides.
+
+    It asks only "which partner helps this task most": a level shared by a whole
+    row (e.g. a task whose single-task baseline came out low by seed luck, which
+    raises all its trained gains and the gains a surrogate is fitted on alike)
+    does not count.
+    """
+    rows: dict[int, list[tuple[float, float]]] = {}
+    for gain, value, row in cells:
+        rows.setdefault(row, []).append((gain, value))
+    centred = [(g - np.mean([c[0] for c in r]), v - np.mean([c[1] for c in r]))
+               for r in rows.values() if len(r) >= 2 for g, v in r]
+    if len(centred) < 3 or len({c[0] for c in centred}) < 2 or len({c[1] for c in centred}) < 2:
+        return None
+    return float(spearmanr([c[0] for c in centred], [c[1] for c in centred]).statistic)
 
 
 def bootstrap_spearman(x: Sequence[float], y: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
@@ -264,7 +283,7 @@ def bootstrap_spearman(x: Sequence[float], y: Sequence[float], resamples: int = 
 def score_estimate(estimate: list[list] | None, pair_gain: list[list], name: str = "",
                    missing: str = "no affinity run in this sweep") -> dict:
     """Spearman of one estimate matrix with the trained pair gains, its p-value and bootstrap interval."""
-    info = {"spearman": None, "interval": None, "p_value": None, "n_pairs": 0,
+    info = {"spearman": None, "interval": None, "p_value": None, "spearman_within_task": None, "n_pairs": 0,
             "expected_sign": EXPECTED_SIGN.get(name, 1), "description": DESCRIPTIONS.get(name, ""), "reason": None}
     if estimate is None:
         info["reason"] = missing
@@ -281,6 +300,7 @@ def score_estimate(estimate: list[list] | None, pair_gain: list[list], name: str
         result = spearmanr(gains, values)
         info["spearman"], info["p_value"] = float(result.statistic), float(result.pvalue)
         info["interval"] = bootstrap_spearman(gains, values)
+        info["spearman_within_task"] = within_task_spearman(cells)
     return info
 
 
