@@ -16,11 +16,12 @@ from explorer.jobs import Job, format_seconds
 from explorer.plots import transfer as tplots
 from explorer.relatedness.controls import untrustworthy
 from explorer.relatedness.report import render_html
-from explorer.relatedness.sweep import parse_report, run_sweep
+from explorer.relatedness.adaptive import EFFECT
+from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report, run_sweep
 from explorer.training.trainer import TrainConfig
 
-DEFAULTS = dict(epochs=10, seeds=3, hidden=64)
-TINY = dict(epochs=1, seeds=2, hidden=16, train_size=0.05)
+DEFAULTS = dict(epochs=10, seeds=DEFAULT_SEEDS, max_seeds=DEFAULT_MAX_SEEDS, hidden=64)
+TINY = dict(epochs=1, seeds=2, max_seeds=2, hidden=16, train_size=0.05)
 SIZES = [0.05, 0.1, 0.25, 0.5, 1.0]
 ESTIMATE_NAMES = {"lookahead": "Lookahead (TAG, Adam step)", "grad_dot": "Gradient dot product / loss",
                   "grad_cosine": "Gradient cosine", "conflict_share": "Conflict share"}
@@ -43,10 +44,11 @@ if ds is None:
 D = TINY if state.tiny() else DEFAULTS
 
 
-def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None):
+def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None, max_seeds=None, effect=EFFECT):
     def work(progress):
         return run_sweep(ds, tasks, order=order, seeds=seeds, config=config, train_sizes=sizes, affinity=affinity,
-                         progress=progress, controls=controls).to_dict()
+                         progress=progress, controls=controls, max_seeds=max_seeds, effect=effect,
+                         budget_seconds=DEFAULT_BUDGET_SECONDS).to_dict()
     return work
 
 
@@ -185,6 +187,10 @@ tasks = state.task_picker(ds, "rel_tasks", "Tasks (2 to 8)", max_selections=8,
 c1, c2, c3 = st.columns(3)
 epochs = c1.slider("Epochs (at most)", 1, 50, D["epochs"], key="rel_epochs")
 seeds = c1.slider("Seeds", 1, 10, D["seeds"], key="rel_seeds")
+max_seeds = c1.slider("Adaptive seeds: up to", 1, 20, max(seeds, D["max_seeds"]), key="rel_max_seeds",
+                      help="Cells whose interval still straddles both 0 and the effect that matters get more "
+                           f"seeds, up to this many, within {DEFAULT_BUDGET_SECONDS / 60:.0f} minutes in all.")
+effect = c1.number_input("Effect that matters (%)", 0.1, 50.0, EFFECT, step=0.5, key="rel_effect")
 if seeds == 1:
     c1.warning("With one seed no cell can be told apart from noise: every verdict will be unclear.",
                icon=":material/warning:")
@@ -225,7 +231,8 @@ if go:
         for name in ("sweep_report", "sweep_error", "sweep_note"):
             st.session_state.pop(name, None)
         state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity,
-                                                ["shuffled", "noisy"] if with_controls else None),
+                                                ["shuffled", "noisy"] if with_controls else None,
+                                                max_seeds, effect),
                                      label="sweep"))
         st.rerun()  # redraw with the button disabled and the progress showing
 

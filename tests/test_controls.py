@@ -59,7 +59,7 @@ def test_untrustworthy_flags_a_positive_shuffled_cell():
 def test_sweep_with_controls_reports_them_like_tasks(digits, tmp_path, capsys):
     out = tmp_path / "r.json"
     code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5", "--controls", "shuffled,noisy",
-                 "--seeds", "2", "--epochs", "1", "--hidden", "16", "--train-size", "200", "--no-affinity",
+                 "--seeds", "2", "--max-seeds", "2", "--epochs", "1", "--hidden", "16", "--train-size", "200", "--no-affinity",
                  "--out", str(out)])
     assert code == 0
     rep = sweep.load_report(out)

@@ -10,6 +10,10 @@ from explorer.datasets import load_dataset
 from explorer.errors import Cancelled, ExplorerError
 from explorer.relatedness.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
 from explorer.training.trainer import TrainConfig
+from explorer.relatedness import adaptive
+
+ADAPTIVE_REASONS = [adaptive.RESOLVED, adaptive.NEGLIGIBLE, adaptive.AT_CHANCE, adaptive.MAX_SEEDS,
+                    adaptive.BUDGET_SECONDS, adaptive.BUDGET_MODELS]
 
 REQUIRED = ["tasks", "metric", "single", "pair_gain", "pair_gain_std", "pair_verdict", "gains", "delta_m",
             "scores", "higher_order", "affinity", "proxy_spearman", "groupings", "seconds", "device", "config",
@@ -187,13 +191,16 @@ def test_bad_requests_are_explained(fake, digits, kwargs, message):
 def test_cli_end_to_end(tmp_path, capsys):
     out, page = tmp_path / "report.json", tmp_path / "report.html"
     code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5,prime", "--seeds", "2", "--epochs", "1",
-                 "--hidden", "16", "--train-size", "200", "--out", str(out), "--html", str(page)])
+                 "--max-seeds", "3", "--hidden", "16", "--train-size", "200", "--out", str(out), "--html", str(page)])
     assert code == 0
     data = json.loads(out.read_text())
     assert set(REQUIRED) <= set(data) and data["tasks"] == ["even", "ge5", "prime"]
     assert "plotly-graph-div" in page.read_text()
     text = capsys.readouterr()
     assert "gain of task with partner" in text.out and "wrote" in text.out
+    assert "adaptive seeds (effect that matters ±2 %, up to 3 seeds)" in text.out
+    assert all(n in (2, 3) for row in data["pair_seeds"] for n in row if n is not None)
+    assert {r for row in data["pair_stop"] for r in row if r} <= set(ADAPTIVE_REASONS)
     assert "sweep [" in text.err  # the progress bar
 
 

@@ -8,7 +8,9 @@ from explorer.commands._common import (ProgressBar, add_data_arguments, add_trai
                                        load_from_args, split_list)
 from explorer.errors import ExplorerError
 from explorer.methods import DEFAULT as DEFAULT_METHOD
-from explorer.relatedness.sweep import MODES, SweepReport, run_sweep, save_report
+from explorer.relatedness.adaptive import EFFECT
+from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, MODES,
+                                        SweepReport, run_sweep, save_report)
 
 NAME = "sweep"
 HELP = ("train every single task and every pair (or larger group) with several seeds; write the transfer "
@@ -19,8 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", required=True, metavar="A,B,..", help="comma-separated tasks, 2 to 8")
     p.add_argument("--order", type=int, default=2,
                    help="largest group size to train: 2 = pairs (default), 3 = also triples, ...")
-    p.add_argument("--seeds", type=int, default=3,
-                   help="seeds per model (default: 3); 2 or more are needed to call a gain clear of noise")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"seeds per model to start with (default: {DEFAULT_SEEDS}); 2 or more are needed to call "
+                        "a gain clear of noise")
     p.add_argument("--mode", choices=MODES, default="auto",
                    help="batched: all models at once (equal weights only); sequential: one by one; "
                         "auto: batched for method ew (default)")
@@ -29,6 +32,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-fraction", metavar="F,..",
                    help="repeat the pairwise sweep at each training-set size, e.g. 0.05,0.2,1.0 "
                         "(fractions of the training pool, or row counts); overrides --train-size")
+    p.add_argument("--max-seeds", type=int, default=DEFAULT_MAX_SEEDS,
+                   help="adaptive seeds: give undecided cells (interval across both 0 and the effect that "
+                        f"matters) more seeds, up to this many per cell (default: {DEFAULT_MAX_SEEDS}; "
+                        "equal to --seeds turns it off)")
+    p.add_argument("--effect", type=float, default=EFFECT,
+                   help=f"the gain that matters, in percent (default: {EFFECT:g}): a cell whose interval lies "
+                        "inside ± this is decided as too small to matter")
+    p.add_argument("--budget-seconds", type=float, default=DEFAULT_BUDGET_SECONDS,
+                   help="stop adding seeds once the sweep would run past this many seconds "
+                        f"(default: {DEFAULT_BUDGET_SECONDS:g})")
+    p.add_argument("--budget-models", type=int, help="stop adding seeds after this many extra models")
     p.add_argument("--controls", metavar="KIND[:TASK],..",
                    help="add control tasks: shuffled (labels permuted: can only hurt), noisy (20 %% of labels "
                         "wrong: should help its task); each applies to the first task unless named, e.g. "
@@ -89,6 +103,15 @@ def summary(report: SweepReport) -> str:
         if int(k) < len(report.tasks):
             groups = " | ".join("+".join(grp) for grp in g["groups"])
             lines.append(f"best grouping into {k} model(s): {groups} (mean gain {g['mean_gain']:+.1f} %)")
+    if report.adaptive:
+        a = report.adaptive
+        reasons: dict[str, int] = {}
+        for per in a.get("stop", {}).values():
+            for r in per.values():
+                reasons[r] = reasons.get(r, 0) + 1
+        lines.append(f"adaptive seeds (effect that matters ±{a['effect']:g} %, up to {a['max_seeds']} seeds): "
+                     f"{a['models']} extra models in {a['rounds']} round(s); cells: "
+                     + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
     if report.controls:
         from explorer.relatedness.controls import untrustworthy
         bad = untrustworthy(report)
@@ -133,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(dataset, tasks, order=args.order, seeds=args.seeds, config=config, mode=args.mode,
                            train_sizes=_sizes(args.train_fraction), affinity=not args.no_affinity,
-                           progress=progress, controls=args.controls)
+                           progress=progress, controls=args.controls, max_seeds=args.max_seeds,
+                           effect=args.effect, budget_seconds=args.budget_seconds,
+                           budget_models=args.budget_models)
     finally:
         for bar in bars:
             bar.close()

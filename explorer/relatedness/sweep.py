@@ -23,6 +23,7 @@ from explorer.relatedness.affinity import compare_with_gains, one_run_affinity, 
 from explorer.relatedness.surrogate import MIN_SIZE, fit_surrogate, held_out_error, subsets_for
 from explorer.store.atomic import write_atomic
 from explorer.training.batched import train_combinations
+from explorer.relatedness.adaptive import EFFECT, Budget, adapt, stop_matrix
 from explorer.relatedness.combos import ComboRun
 from explorer.relatedness.controls import parse_controls, with_controls
 from explorer.data.dataset import Dataset, resolve_train_size
@@ -37,6 +38,11 @@ from explorer.training.trainer import TrainConfig, prepare
 from explorer.relatedness.transfer import Transfer, combo_key, higher_order, transfer_from_runs
 
 MODES = ("auto", "batched", "sequential")
+# Sweep defaults (CLI and page): start every cell with DEFAULT_SEEDS seeds, give undecided cells up to
+# DEFAULT_MAX_SEEDS, and stop adding once the sweep has run DEFAULT_BUDGET_SECONDS.
+DEFAULT_SEEDS = 4
+DEFAULT_MAX_SEEDS = 10
+DEFAULT_BUDGET_SECONDS = 600.0
 BASELINE_METHOD = "ew"
 MAX_TASKS = 8
 REPORT_VERSION = 1
@@ -112,6 +118,8 @@ class SweepReport:
     fdr: float = 0.05                                      # false discovery rate of the verdicts
     at_chance: list[str] = field(default_factory=list)     # tasks without a relative gain (single at chance)
     controls: list[str] = field(default_factory=list)      # control task names (also in tasks)
+    pair_stop: list[list] = field(default_factory=list)    # adaptive seeds: why each cell stopped getting seeds
+    adaptive: dict = field(default_factory=dict)           # adaptive seeds: effect, budget, rounds, models spent
     # every estimate (one-run and surrogate) -> {spearman, interval, p_value, n_pairs, description, ...}
     estimates: dict = field(default_factory=dict)
     # per phase (training sizes, surrogate subsets, affinity run): its share of the progress bar and its seconds,
@@ -333,7 +341,9 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               train_sizes: Sequence[float | int] | None = None, affinity: bool = True,
               progress: Progress | None = None, keep_models: bool = False,
               reuse_store: bool = False, surrogate_subsets: int | None = None,
-              controls: Sequence[str] | str | None = None) -> SweepReport:
+              controls: Sequence[str] | str | None = None, max_seeds: int | None = None,
+              effect: float = EFFECT, budget_seconds: float | None = None,
+              budget_models: int | None = None) -> SweepReport:
     """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
 
     Without ``combinations``: every single task and every subset of 2 ..
@@ -354,6 +364,12 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     ``controls`` (e.g. ``["shuffled", "noisy:b"]``, see
     ``explorer.relatedness.controls``) adds control tasks that train and are
     reported like any task; they stay out of the groupings.
+
+    ``max_seeds`` above ``seeds`` turns on adaptive seeds at the main size
+    (``explorer.relatedness.adaptive``): undecided cells (interval across 0
+    and ± ``effect`` percent) get more seeds until decided, ``max_seeds``, or
+    the budget (``budget_seconds`` of the whole sweep, ``budget_models`` extra
+    models); ``pair_seeds`` and ``pair_stop`` say per cell what it got and why.
     """
     start = time.perf_counter()
     config = (config or TrainConfig()).resolve(dataset.modality)  # the modality's default lr, recorded
@@ -445,6 +461,13 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         main_prepared = prepared
     _, _, main, main_runs = results[-1]
     main_config = dataclasses.replace(config, train_size=main_size)
+    adaptive = {}
+    if max_seeds is not None and max_seeds > n_seeds:
+        main, main_runs, adaptive = _adapt(dataset, tasks, config, requested_mode, main_size, main_prepared,
+                                           main, main_runs, Budget(effect, max_seeds, seconds=budget_seconds,
+                                                                   models=budget_models, start=start),
+                                           _more_seeds_progress(progress, phases.total), extra)
+        results[-1] = (main_size, main_rows, main, main_runs)
 
     subset_runs = []
     for k, (combos, job_config, job_mode) in enumerate(surrogate_calls):
@@ -490,6 +513,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         pair_gain=main.pair_gain, pair_gain_std=main.pair_gain_std, pair_verdict=main.pair_verdict,
         pair_interval=main.pair_interval, pair_q=main.pair_q, pair_seeds=main.pair_seeds, pair_mde=main.pair_mde,
         pairing=main.pairing, at_chance=main.at_chance, controls=control_names,
+        pair_stop=stop_matrix(tasks, adaptive["stop"]) if adaptive else [], adaptive=adaptive,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
         delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
         affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, estimates=scored,
@@ -504,6 +528,34 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         report.models = [run for run in main_runs if run.model is not None]
         report.prepared = main_prepared
     return report
+
+
+def _more_seeds_progress(progress: Progress | None, total: float) -> Progress | None:
+    """The adaptive rounds' progress: their length is not known in advance, so the bar stays full and the
+    label says what is training (cancelling still works)."""
+    if progress is None:
+        return None
+    return lambda event: progress({"done": total, "total": total, "phase": "adaptive seeds",
+                                   "label": f"more seeds for undecided cells: {event.get('label', '')}",
+                                   "epoch": event.get("epoch"), "epochs": event.get("epochs")})
+
+
+def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra):
+    """Adaptive seeds at the main size: train more seeds of the undecided combinations (and their baselines)."""
+    baselines = baseline_scores(prepared)
+
+    def train(combos, seeds):
+        out = []
+        for combos_, job_config, job_mode in _jobs(combos, config, requested_mode):
+            out += train_combinations(dataset, combos_, dataclasses.replace(job_config, train_size=size), seeds,
+                                      mode=job_mode, progress=progress, prepared=prepared, **extra)
+        return out
+
+    def measure(new_runs):
+        return transfer_from_runs(new_runs, tasks, baselines=baselines)
+
+    runs, main, record = adapt(list(runs), main, train, measure, budget)
+    return main, runs, record
 
 
 def baseline_scores(prepared) -> dict[str, float]:

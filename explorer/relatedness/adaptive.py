@@ -1,0 +1,158 @@
+"""Adaptive seeds: spend further seed slots only on the cells that are still undecided.
+
+A cell (a task's gain with a partner) is decided when
+
+- it has a verdict (``positive``/``negative`` at the sweep's false discovery rate): "resolved";
+- its interval lies inside ± the effect that matters (default 2 %): "smaller than the effect";
+- its single-task model is at chance (no relative gain to resolve): "at chance".
+
+Otherwise its interval straddles both 0 and the effect that matters, and its
+combination (with the single-task baselines of its tasks, so the seeds stay
+paired) gets ``step`` more seeds, round after round, until every cell is
+decided, a cell reaches ``max_seeds``, or the budget (seconds of the whole
+sweep, or models trained) would be overrun by the next round. Each cell
+records how many seeds it got and why it stopped.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from explorer.errors import ExplorerError
+from explorer.relatedness.gains import Gain
+from explorer.relatedness.transfer import Transfer, combo_tasks
+
+EFFECT = 2.0  # percent: the gain that matters unless the user says otherwise
+RESOLVED, NEGLIGIBLE, AT_CHANCE = "resolved", "smaller than the effect that matters", "at chance"
+MAX_SEEDS, BUDGET_SECONDS, BUDGET_MODELS = "max seeds reached", "time budget spent", "model budget spent"
+
+
+@dataclass
+class Budget:
+    effect: float = EFFECT                  # percent
+    max_seeds: int = 10                     # per cell
+    step: int = 2                           # seeds added to an undecided cell per round
+    seconds: float | None = None            # the whole sweep's wall time, measured from ``start``
+    models: int | None = None               # extra models trained by the adaptive rounds
+    start: float = field(default_factory=time.perf_counter)
+
+    def check(self) -> "Budget":
+        if isinstance(self.effect, bool) or not isinstance(self.effect, (int, float)) or not self.effect > 0:
+            raise ExplorerError(f"effect must be a positive number of percent (the gain that matters), "
+                                f"got {self.effect!r}.")
+        for name in ("max_seeds", "step"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ExplorerError(f"{name} must be a whole number >= 1, got {value!r}.")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ExplorerError(f"The time budget must be a positive number of seconds, got {self.seconds!r}.")
+        if self.models is not None and (isinstance(self.models, bool) or not isinstance(self.models, int)
+                                        or self.models < 0):
+            raise ExplorerError(f"The model budget must be a whole number >= 0, got {self.models!r}.")
+        return self
+
+
+def cell_state(g: Gain | None, effect: float) -> str | None:
+    """Why a cell needs no more seeds, or None while it is undecided."""
+    if g is None:
+        return None
+    if g.verdict in ("positive", "negative"):
+        return RESOLVED
+    if g.at_chance:
+        return AT_CHANCE
+    if math.isfinite(g.low) and math.isfinite(g.high) and -effect < g.low and g.high < effect:
+        return NEGLIGIBLE
+    return None
+
+
+def undecided(transfer: Transfer, effect: float) -> list[str]:
+    """The multi-task combinations (keys) with at least one undecided cell."""
+    return [key for key, per_task in transfer.gains.items()
+            if any(cell_state(g, effect) is None for g in per_task.values())]
+
+
+Train = Callable[[list[tuple[str, ...]], list[int]], list]     # (combinations, seeds) -> ComboRuns
+Measure = Callable[[list], Transfer]                            # runs -> Transfer
+
+
+def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget: Budget
+          ) -> tuple[list, Transfer, dict]:
+    """More seeds for undecided cells until decided or out of budget.
+
+    Returns the runs (old and new), their Transfer and a record: ``stop``
+    (combo key -> task -> reason), ``rounds``, ``models`` (extra models
+    trained), ``seconds`` (time in the adaptive rounds).
+    """
+    budget.check()
+    seeds: dict[tuple[str, ...], set[int]] = {}
+    for run in runs:
+        seeds.setdefault(tuple(run.tasks), set()).add(run.seed)
+    began, spent, rounds, reason_all = time.perf_counter(), 0, 0, {}
+    per_model = None  # measured seconds per model of the last round
+    while True:
+        open_keys = undecided(transfer, budget.effect)
+        capped = {k for k in open_keys if len(seeds.get(combo_tasks(k), ())) >= budget.max_seeds}
+        grow = [k for k in open_keys if k not in capped]
+        for k in capped:
+            reason_all[k] = MAX_SEEDS
+        if not grow:
+            break
+        plan: dict[tuple[int, ...], list[tuple[str, ...]]] = {}
+        need: dict[str, set[int]] = {}
+        for key in grow:
+            combo = combo_tasks(key)
+            have = seeds[combo]
+            n_new = min(budget.step, budget.max_seeds - len(have))
+            new = tuple(range(max(have) + 1, max(have) + 1 + n_new))
+            plan.setdefault(new, []).append(combo)
+            for t in combo:
+                need.setdefault(t, set()).update(new)
+        for t, wanted in need.items():  # the baselines of the same seeds, so the pairs stay paired
+            missing = tuple(sorted(wanted - seeds.get((t,), set())))
+            if missing:
+                plan.setdefault(missing, []).append((t,))
+        n_models = sum(len(s) * len(c) for s, c in plan.items())
+        over_models = budget.models is not None and spent + n_models > budget.models
+        over_time = (budget.seconds is not None and per_model is not None
+                     and time.perf_counter() + per_model * n_models > budget.start + budget.seconds) \
+            or (budget.seconds is not None and time.perf_counter() >= budget.start + budget.seconds)
+        if over_models or over_time:
+            for k in grow:
+                reason_all[k] = BUDGET_MODELS if over_models else BUDGET_SECONDS
+            break
+        t0 = time.perf_counter()
+        for new_seeds, combos in plan.items():
+            runs = runs + list(train(combos, list(new_seeds)))
+            for combo in combos:
+                seeds.setdefault(combo, set()).update(new_seeds)
+        per_model = (time.perf_counter() - t0) / max(1, n_models)
+        spent += n_models
+        rounds += 1
+        transfer = measure(runs)
+    stop: dict[str, dict[str, str]] = {}
+    for key, per_task in transfer.gains.items():
+        stop[key] = {t: cell_state(g, budget.effect) or reason_all.get(key, MAX_SEEDS)
+                     for t, g in per_task.items()}
+    return runs, transfer, {"stop": stop, "rounds": rounds, "models": spent,
+                            "seconds": time.perf_counter() - began, "effect": budget.effect,
+                            "max_seeds": budget.max_seeds, "step": budget.step,
+                            "budget_seconds": budget.seconds, "budget_models": budget.models}
+
+
+def stop_matrix(tasks: Sequence[str], stop: dict[str, dict[str, str]]) -> list[list[str | None]]:
+    """The stop reasons as a matrix in the report's orientation (row = task, column = partner)."""
+    n = len(tasks)
+    out: list[list[str | None]] = [[None] * n for _ in range(n)]
+    index = {t: i for i, t in enumerate(tasks)}
+    for key, per_task in stop.items():
+        members = combo_tasks(key)
+        if len(members) != 2:
+            continue
+        for t, reason in per_task.items():
+            other = members[1] if t == members[0] else members[0]
+            if t in index and other in index:
+                out[index[t]][index[other]] = reason
+    return out
+
