@@ -43,13 +43,17 @@ def parse_json(blob: bytes | str, what: str, fix: str = "") -> object:
     return data
 
 
-def check_schema(data: object, schema: dict, what: str, fix: str = "") -> object:
-    """``data`` when it follows ``schema``; otherwise one sentence naming the place and the rule."""
+def check_schema(data: object, schema: dict, what: str, fix: str = "", lead: str = "") -> object:
+    """``data`` when it follows ``schema``; otherwise one sentence naming the place and the rule.
+
+    The sentence starts with ``lead`` (default: "<what> does not match its schema").
+    """
     # The deepest error names the field a user must fix.
     error = best_match(Validator(schema).iter_errors(data), key=lambda e: len(e.absolute_path))
     if error is None:
         return data
-    raise ExplorerError(f"{what} does not match its schema: {_message(error, schema, data)}.{' ' + fix if fix else ''}")
+    lead = lead or f"{what} does not match its schema"
+    raise ExplorerError(f"{lead}: {_message(error, schema, data)}.{' ' + fix if fix else ''}")
 
 
 def _message(error: ValidationError, schema: dict, data) -> str:
@@ -76,7 +80,11 @@ def _message(error: ValidationError, schema: dict, data) -> str:
     value = data
     for key in list(error.absolute_path)[:steps]:
         value = value[key]
-    return message.replace("{value}", _short(repr(value)))
+    message = message.replace("{value}", _short(repr(value)))
+    if steps < len(error.absolute_path):  # the rule sits inside the part the message speaks of: name it
+        where = ".".join(str(p) for p in error.absolute_path)
+        message += f" (at {where!r}: {_short(error.message, 80)})"
+    return message
 
 
 def _depth(data) -> int:

@@ -304,6 +304,26 @@ def test_relatedness_sweep_heatmap_grouping_and_downloads():
     assert sorted(" + ".join(groups["tasks"]).split(" + ")) == grouped
 
 
+def _report(**changes) -> bytes:
+    import json
+    rep = {"tasks": ["digit", "even"], "metric": {"digit": "macro_f1", "even": "macro_f1"},
+           "single": {"digit": {"mean": 0.5, "std": 0.1, "scores": [0.4, 0.6]},
+                      "even": {"mean": 0.7, "std": 0.1, "scores": [0.6, 0.8]}},
+           "pair_gain": [[None, 1.0], [2.0, None]], "pair_gain_std": [[None, 0.5], [0.5, None]],
+           "pair_verdict": [[None, "unclear"], ["helped", None]]}
+    rep.update(changes)
+    return json.dumps(rep).encode()
+
+
+MALFORMED_REPORTS = {
+    "short-row": _report(pair_gain=[[None, 1.0], [2.0]]),                   # was an IndexError
+    "missing-row": _report(pair_verdict=[[None, "unclear"]]),               # was an IndexError
+    "deep": b"[" * 100_000 + b"]" * 100_000,                                # was a RecursionError
+    "text-as-number": _report(single={"digit": {"mean": "high", "std": 0.1, "scores": [0.4]},
+                                      "even": {"mean": 0.7, "std": 0.1, "scores": [0.6]}}),  # a format error
+}
+
+
 def test_relatedness_bad_input_shows_errors():
     at = open_page("relatedness", **DIGITS)
     at.multiselect(key=key_of(at, "rel_tasks")).set_value(["digit"]).run()
@@ -315,6 +335,11 @@ def test_relatedness_bad_input_shows_errors():
     assert any("not valid JSON" in e for e in errors(at))
     at.file_uploader(key="rel_upload").set_value(("report.json", b'{"tasks": []}', "application/json")).run()
     assert any("not a sweep report" in e for e in errors(at))
+    for name, blob in MALFORMED_REPORTS.items():  # each once gave a "This is a bug" box
+        at.file_uploader(key="rel_upload").set_value((f"{name}.json", blob, "application/json")).run()
+        assert_clean(at)
+        assert errors(at) and not any("bug" in e for e in errors(at)), (name, errors(at))
+        assert any(f"{name}.json" in e and ("not a sweep report" in e or "nested" in e) for e in errors(at)), name
 
 
 # -- Explain -----------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from explorer.data.dataset import Dataset, resolve_train_size
 from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
 from explorer.relatedness.grouping import groupings_for_budgets
+from explorer.relatedness.report_schema import check_report
+from explorer.schema import parse_json
 from explorer.methods import names as method_names
 from explorer.store.runs import stored_runs
 from explorer.training.metrics import majority_baseline, primary
@@ -209,15 +211,13 @@ def load_report(path: str | Path) -> SweepReport:
 
 
 def parse_report(text: bytes | str, source: str = "The file") -> SweepReport:
-    """A report.json's contents (a file, an upload) as a SweepReport, or an error naming ``source``."""
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ExplorerError(f"{source} is not valid JSON ({e}); was it written by `python -m explorer sweep`?") \
-            from None
-    if not isinstance(data, dict):
-        raise ExplorerError(f"{source} does not hold a sweep report.")
-    return SweepReport.from_dict(data)
+    """A report.json's contents (a file, an upload) as a SweepReport, or an error naming ``source``.
+
+    The whole structure is checked first (``explorer.relatedness.report_schema``), so a
+    malformed report is one sentence here, not an error in a chart later.
+    """
+    data = parse_json(text, source, "Was it written by `python -m explorer sweep`?")
+    return SweepReport.from_dict(check_report(data, source, REPORT_VERSION))
 
 
 # --- validation --------------------------------------------------------------------------------------------
