@@ -54,6 +54,7 @@ REPORT_SCHEMA = {
         "pair_q": _matrix(_NUM, "pair_q"),
         "pair_seeds": _matrix({"type": ["integer", "null"]}, "pair_seeds"),
         "pair_mde": _matrix(_NUM, "pair_mde"),
+        "pair_stop": _matrix({"type": ["string", "null"]}, "pair_stop"),
         "pairing": _LOOSE,
         "fdr": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
                 "x-message": "'fdr' must be a number between 0 and 1, not {value}"},
@@ -91,7 +92,8 @@ REPORT_SCHEMA = {
     },
 }
 
-MATRICES = ("pair_gain", "pair_gain_std", "pair_verdict", "pair_interval", "pair_q", "pair_seeds", "pair_mde")
+MATRICES = ("pair_gain", "pair_gain_std", "pair_verdict", "pair_interval", "pair_q", "pair_seeds", "pair_mde",
+            "pair_stop")
 
 
 def check_report(data: object, source: str = "The file", newest: int | None = None) -> dict:
