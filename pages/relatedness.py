@@ -160,8 +160,17 @@ def show_report(rep: dict) -> None:
         ks = sorted(int(k) for k in groupings)
         k = st.select_slider("Budget: at most k models", ks, value=min(2, ks[-1]) if len(ks) > 1 else ks[0],
                              key="rel_k") if len(ks) > 1 else ks[0]
-        g = groupings[str(k)]
+        overlap = st.toggle("Groups may overlap (Standley / TAG: each task served by its best chosen group)",
+                            value=True, key="rel_overlap")
+        if not overlap and rep.get("groupings_partition"):
+            groupings = rep["groupings_partition"]
+        g = groupings.get(str(k)) or groupings[str(max(int(x) for x in groupings))]
         used = len(g["groups"])
+        if g.get("stability") is not None:
+            st.caption(f"This grouping stays best in {g['stability']:.0%} of matrices redrawn from the cells' "
+                       "uncertainty.")
+        if g.get("exact") is False:
+            st.caption("The search for overlapping groups stopped at its node limit: the best found is shown.")
         st.metric("Expected mean gain per task", f"{g.get('mean_gain', 0):+.1f} %",
                   help="From the trained gains where a group was trained, else estimated from its pairs.")
         st.caption(f"Best split into at most {k} model(s): {used} model(s) "
@@ -169,6 +178,7 @@ def show_report(rep: dict) -> None:
         st.dataframe(pd.DataFrame([{"model": i + 1, "tasks": " + ".join(group),
                                     "expected gain per task": ", ".join(
                                         f"{t} {g['per_task'].get(t, 0):+.1f} %" for t in group),
+                                    "serves": ", ".join(t for t in group if (g.get("serves") or {}).get(t, i) == i),
                                     "from": ", ".join(sorted({g.get('source', {}).get(t, '') for t in group}))}
                                    for i, group in enumerate(g["groups"])]), hide_index=True)
     else:

@@ -301,7 +301,7 @@ def test_relatedness_sweep_heatmap_grouping_and_downloads():
     assert_clean(at)
     assert [m.label for m in at.metric] == ["Expected mean gain per task"]
     groups = at.dataframe[1].value
-    assert sorted(" + ".join(groups["tasks"]).split(" + ")) == grouped
+    assert set(" + ".join(groups["tasks"]).split(" + ")) == set(grouped)  # groups may overlap (the default)
 
 
 def _report(**changes) -> bytes:

@@ -106,3 +106,60 @@ def test_budgets_and_serialisation():
 def test_bad_input_is_explained(kwargs, message):
     with pytest.raises(ExplorerError, match=message):
         best_grouping(**kwargs)
+
+
+# --- overlapping groups (Standley / TAG) -------------------------------------------------------
+
+from explorer.relatedness.grouping import best_overlapping, stability  # noqa: E402
+
+
+def test_overlapping_beats_partition_on_the_issue_example():
+    # b is helped by a only a little; a and c are each helped a lot by b: {a,b},{b,c} serves all three
+    tasks = ["a", "b", "c"]
+    m = [[None, 10.0, -20.0], [0.5, None, 0.5], [-20.0, 10.0, None]]
+    part = best_grouping(m, tasks, 2)
+    over = best_overlapping(m, tasks, 2)
+    assert sorted(map(sorted, over.groups)) == [["a", "b"], ["b", "c"]] and over.definition == "overlapping"
+    assert over.score == pytest.approx(20.5) and part.score < over.score
+    assert over.per_task == {"a": 10.0, "b": 0.5, "c": 10.0} and over.exact
+
+
+def brute_overlapping(m, tasks, k):
+    from explorer.relatedness.grouping import _Scorer
+    scorer = _Scorer(tasks, m, {})
+    cands = [tuple(t for i, t in enumerate(tasks) if mask >> i & 1) for mask in range(1, 2 ** len(tasks))]
+    best = None
+    for r in range(1, k + 1):
+        for chosen in itertools.combinations(cands, r):
+            if {t for g in chosen for t in g} != set(tasks):
+                continue
+            total = sum(max(scorer(t, g)[0] for g in chosen if t in g) for t in tasks)
+            best = total if best is None else max(best, total)
+    return best
+
+
+def test_overlapping_search_is_exact_on_random_matrices():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for n in (3, 4):
+        tasks = list("abcd")[:n]
+        for _ in range(4):
+            m = [[None if i == j else float(rng.normal(0, 10)) for j in range(n)] for i in range(n)]
+            for k in (1, 2, 3):
+                got = best_overlapping(m, tasks, k)
+                assert got.score == pytest.approx(brute_overlapping(m, tasks, k))
+                assert len(got.groups) <= k and {t for g in got.groups for t in g} == set(tasks)
+                assert got.score >= best_grouping(m, tasks, k).score - 1e-9  # a partition is one choice
+
+
+def test_stability_is_high_for_clear_gains_and_lower_for_noisy_ones():
+    def gains(se):
+        return {"a+b": {"a": {"mean": 10.0, "low": 10 - 1.96 * se, "high": 10 + 1.96 * se},
+                        "b": {"mean": 8.0, "low": 8 - 1.96 * se, "high": 8 + 1.96 * se}},
+                "a+c": {"a": {"mean": -1.0, "low": -1 - 1.96 * se, "high": -1 + 1.96 * se},
+                        "c": {"mean": 1.0, "low": 1 - 1.96 * se, "high": 1 + 1.96 * se}},
+                "b+c": {"b": {"mean": 0.5, "low": 0.5 - 1.96 * se, "high": 0.5 + 1.96 * se},
+                        "c": {"mean": -0.5, "low": -0.5 - 1.96 * se, "high": -0.5 + 1.96 * se}}}
+    clear = stability(gains(0.1), list("abc"), 2, draws=40)
+    noisy = stability(gains(20.0), list("abc"), 2, draws=40)
+    assert clear == 1.0 and noisy < 0.8

@@ -203,8 +203,9 @@ def render_html(report: SweepReport | dict) -> str:
                      f'{r.affinity.get("lookahead_lr")}.</p>')
     if r.groupings:
         parts += ["<h2>Task groupings</h2>",
-                  "<p>For a budget of k models, the partition of the tasks into at most k groups with the largest "
-                  "summed gain, found by exhaustive search. A task's expected gain in a group is its trained gain "
+                  "<p>For a budget of k models, at most k groups with the largest summed gain; groups may overlap "
+                  "(Standley et al., TAG): each task is served by the best chosen group that contains it. Controls "
+                  "and tasks at chance are left out. A task's expected gain in a group is its trained gain "
                   "there when that group was trained (<i>trained</i>), else the mean of its pair gains with the "
                   "other members (<i>estimate</i>), and 0 when it is alone (<i>single</i>). These are mean gains: "
                   "check the verdicts above before relying on a small difference.</p>", _groupings_table(r)]

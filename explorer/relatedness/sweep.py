@@ -29,7 +29,7 @@ from explorer.relatedness.controls import parse_controls, with_controls
 from explorer.data.dataset import Dataset, resolve_train_size
 from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
-from explorer.relatedness.grouping import groupings_for_budgets
+from explorer.relatedness.grouping import groupings_for_budgets, stability
 from explorer.relatedness.report_schema import check_report
 from explorer.schema import parse_json
 from explorer.methods import names as method_names
@@ -45,6 +45,9 @@ MODES = ("auto", "batched", "sequential")
 DEFAULT_SEEDS = 4
 DEFAULT_MAX_SEEDS = 10
 DEFAULT_BUDGET_SECONDS = 600.0
+# How often the best grouping into 2 models stays best over resampled gains: a search per draw.
+STABILITY_DRAWS = 20
+STABILITY_MAX_TASKS = 5
 BASELINE_METHOD = "ew"
 MAX_TASKS = 8
 REPORT_VERSION = 1
@@ -135,7 +138,8 @@ class SweepReport:
     affinity: dict | None = None
     proxy_spearman: dict[str, float | None] = field(default_factory=dict)
     proxy_spearman_detail: dict[str, dict] = field(default_factory=dict)
-    groupings: dict[str, dict] = field(default_factory=dict)
+    groupings: dict[str, dict] = field(default_factory=dict)            # overlapping groups (Standley / TAG)
+    groupings_partition: dict[str, dict] = field(default_factory=dict)  # every task in exactly one group
     by_fraction: dict[str, dict] | None = None
     combinations: list[list[str]] = field(default_factory=list)
     order: int = 2
@@ -492,8 +496,15 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     # Tasks at chance have no relative gain to group by, and controls are not tasks anyone wants served:
     # both stay out of the groupings.
     grouped = [t for t in tasks if t not in main.at_chance and t not in control_names]
-    groupings = ({str(k): g.to_dict() for k, g in groupings_for_budgets(trained, grouped).items()}
-                 if len(grouped) >= 2 else {})
+    groupings, groupings_partition = {}, {}
+    if len(grouped) >= 2:
+        found = groupings_for_budgets(trained, grouped)  # overlapping groups (Standley / TAG), the default
+        gain_dicts = {key: {t: g.to_dict() for t, g in per.items()} for key, per in main.gains.items()}
+        if 2 in found and len(grouped) <= STABILITY_MAX_TASKS:  # resampling costs a search per draw
+            found[2].stability = stability(gain_dicts, grouped, 2, draws=STABILITY_DRAWS, seed=config.seed)
+        groupings = {str(k): g.to_dict() for k, g in found.items()}
+        groupings_partition = {str(k): g.to_dict()
+                               for k, g in groupings_for_budgets(trained, grouped, definition="partition").items()}
 
     best_epoch: dict[str, list[int]] = {}
     for run in sorted(main_runs, key=lambda r: r.seed):
@@ -514,6 +525,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         pair_interval=main.pair_interval, pair_q=main.pair_q, pair_seeds=main.pair_seeds, pair_mde=main.pair_mde,
         pairing=main.pairing, at_chance=main.at_chance, controls=control_names,
         pair_stop=stop_matrix(tasks, adaptive["stop"]) if adaptive else [], adaptive=adaptive,
+        groupings_partition=groupings_partition,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
         delta_m=main.delta_m, scores=main.scores, best_epoch=best_epoch, higher_order=higher_order(main),
         affinity=estimates, proxy_spearman=proxy, proxy_spearman_detail=proxy_detail, estimates=scored,
