@@ -144,7 +144,7 @@ def show_report(rep: dict) -> None:
                                         key="rel_estimate", required=True)
             st.plotly_chart(tplots.affinity_heatmap(rep, name or names[0]), key="rel_affinity")
         else:
-            st.info("No one-run estimates in this sweep (turn on 'One-run affinity estimates').")
+            st.info("No one-run estimates in this sweep (turn on 'Cheap estimates').")
     show_estimates(rep)
     if len(rep.get("delta_m") or {}) > 1:
         st.plotly_chart(tplots.delta_m_bars(rep), key="rel_delta_m")
@@ -212,7 +212,9 @@ sizes = c3.multiselect("Training-set sizes", SIZES, default=[D.get("train_size",
                        format_func=lambda f: f"{f:.0%}",
                        help="Several sizes draw each pair's gain as a curve over the amount of training data.")
 hidden = c3.select_slider("Hidden width", [8, 16, 32, 64, 128, 256], value=D["hidden"], key="rel_hidden")
-affinity = c3.checkbox("One-run affinity estimates", value=True, key="rel_affinity_on")
+affinity = c3.checkbox("Cheap estimates", value=True, key="rel_affinity_on",
+                       help="The one-run affinity estimates (one extra joint model) and the surrogate (a few "
+                            "trained random groups of 3+ tasks), each checked against the trained gains.")
 with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task)", value=True, key="rel_controls",
                             help="shuffled: its labels permuted, it can only hurt; noisy: 20 % of its labels "
                                  "wrong, it should help its task. If shuffled ever comes out positive, the "

@@ -272,3 +272,8 @@ def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, d
     fake.calls.clear()
     run_sweep(digits, tasks, seeds=2, surrogate_subsets=0)
     assert len(fake.calls) == 1
+    fake.calls.clear()
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ExplorerError, match="surrogate_subsets"):
+            run_sweep(digits, tasks, seeds=2, surrogate_subsets=bad)
+    assert fake.calls == []  # refused before any training

@@ -47,7 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="add control tasks: shuffled (labels permuted: can only hurt), noisy (20 %% of labels "
                         "wrong: should help its task); each applies to the first task unless named, e.g. "
                         "shuffled,noisy:section")
-    p.add_argument("--no-affinity", action="store_true", help="skip the one-run affinity estimates")
+    p.add_argument("--no-affinity", action="store_true",
+                   help="skip the cheap estimates (the one-run affinity run and the surrogate's groups)")
+    p.add_argument("--surrogate-subsets", type=int, default=None, metavar="N",
+                   help="random groups of 3+ tasks trained for the surrogate estimate (default: 2 x the tasks; "
+                        "0 = no surrogate; groups the sweep trains anyway are reused)")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write report.json")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     add_data_arguments(p)
@@ -156,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = run_sweep(dataset, tasks, order=args.order, seeds=args.seeds, config=config, mode=args.mode,
                            train_sizes=_sizes(args.train_fraction), affinity=not args.no_affinity,
+                           surrogate_subsets=args.surrogate_subsets,
                            progress=progress, controls=args.controls, max_seeds=args.max_seeds,
                            effect=args.effect, budget_seconds=args.budget_seconds,
                            budget_models=args.budget_models)

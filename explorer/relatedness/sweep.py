@@ -588,6 +588,9 @@ def _surrogate_plan(tasks: list[str], wanted: list[tuple[str, ...]], count: int 
     otherwise ``count`` random subsets (default: 2 x the tasks) are added.
     ``count=0`` turns the surrogate off.
     """
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise ExplorerError(f"surrogate_subsets (--surrogate-subsets) must be a whole number >= 0 (0 = no "
+                            f"surrogate), got {count!r}.")
     if count == 0 or len(tasks) < MIN_SIZE:
         return [], []
     trained = [c for c in wanted if len(c) >= MIN_SIZE]
