@@ -7,6 +7,7 @@ from explorer.store.atomic import check_writable
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, split_list)
 from explorer.errors import ExplorerError
+from explorer.training.backends import names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.adaptive import EFFECT
 from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, MODES,
@@ -52,6 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--surrogate-subsets", type=int, default=None, metavar="N",
                    help="random groups of 3+ tasks trained for the surrogate estimate (default: 2 x the tasks; "
                         "0 = no surrogate; groups the sweep trains anyway are reused)")
+    p.add_argument("--backend", default="local", choices=backend_names(),
+                   help="where the models train: local = this process (default); ray = a Ray cluster "
+                        "(--address) or, without one, a local Ray runtime")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="with --backend ray: the Ray head to join, e.g. 127.0.0.1:6379 (from `ray start --head`)")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write report.json")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     add_data_arguments(p)
@@ -163,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
                            surrogate_subsets=args.surrogate_subsets,
                            progress=progress, controls=args.controls, max_seeds=args.max_seeds,
                            effect=args.effect, budget_seconds=args.budget_seconds,
-                           budget_models=args.budget_models)
+                           budget_models=args.budget_models,
+                           backend=args.backend, address=args.address)
     finally:
         for bar in bars:
             bar.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from explorer.relatedness.affinity import compare_with_gains, one_run_affinity, score_estimate
 from explorer.relatedness.surrogate import MIN_SIZE, fit_surrogate, held_out_error, subsets_for
 from explorer.store.atomic import write_atomic
+from explorer.training.backends import check_backend, get_backend
 from explorer.training.batched import train_combinations
 from explorer.relatedness.adaptive import EFFECT, Budget, adapt, stop_matrix
 from explorer.relatedness.combos import ComboRun
@@ -347,7 +348,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               reuse_store: bool = False, surrogate_subsets: int | None = None,
               controls: Sequence[str] | str | None = None, max_seeds: int | None = None,
               effect: float = EFFECT, budget_seconds: float | None = None,
-              budget_models: int | None = None) -> SweepReport:
+              budget_models: int | None = None, backend: str = "local",
+              address: str | None = None) -> SweepReport:
     """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
 
     Without ``combinations``: every single task and every subset of 2 ..
@@ -374,6 +376,9 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     and ± ``effect`` percent) get more seeds until decided, ``max_seeds``, or
     the budget (``budget_seconds`` of the whole sweep, ``budget_models`` extra
     models); ``pair_seeds`` and ``pair_stop`` say per cell what it got and why.
+
+    ``backend`` (``explorer.training.backends``: ``local``, ``ray``) is where the models train;
+    ``address`` names a Ray cluster to join. The report is the same on every backend.
     """
     start = time.perf_counter()
     config = (config or TrainConfig()).resolve(dataset.modality)  # the modality's default lr, recorded
@@ -390,6 +395,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         raise ExplorerError(f"Unknown method '{config.method}'. Available: {', '.join(method_names())}.")
     requested_mode, mode = mode, _resolve_mode(mode, config)
     device = describe(resolve_device(config.device))  # an unavailable device fails before any training
+    trainer = train_combinations if check_backend(backend, address) == "local" else \
+        get_backend(backend, address).train_combinations  # a cluster that is not there fails here too
     if combinations is None:
         order = _check_order(order, len(tasks))
         wanted = combinations_for(tasks, order)
@@ -457,7 +464,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
             job_size, _, job_config, job_mode = jobs[index]
             if job_size == k:
                 began = time.perf_counter()
-                runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=size),
+                runs += trainer(dataset, combos, dataclasses.replace(job_config, train_size=size),
                                            call_seeds, mode=job_mode, progress=phases.phase(phase),
                                            prepared=prepared, **extra)
                 clock(phase, began)
@@ -470,13 +477,13 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         main, main_runs, adaptive = _adapt(dataset, tasks, config, requested_mode, main_size, main_prepared,
                                            main, main_runs, Budget(effect, max_seeds, seconds=budget_seconds,
                                                                    models=budget_models, start=start),
-                                           _more_seeds_progress(progress, phases.total), extra)
+                                           _more_seeds_progress(progress, phases.total), extra, trainer)
         results[-1] = (main_size, main_rows, main, main_runs)
 
     subset_runs = []
     for k, (combos, job_config, job_mode) in enumerate(surrogate_calls):
         began = time.perf_counter()
-        subset_runs += train_combinations(dataset, combos, dataclasses.replace(job_config, train_size=main_size),
+        subset_runs += trainer(dataset, combos, dataclasses.replace(job_config, train_size=main_size),
                                           seed_list, mode=job_mode, progress=phases.phase(len(calls) + k),
                                           prepared=main_prepared)
         clock(len(calls) + k, began)
@@ -552,15 +559,17 @@ def _more_seeds_progress(progress: Progress | None, total: float) -> Progress | 
                                    "epoch": event.get("epoch"), "epochs": event.get("epochs")})
 
 
-def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra):
+def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra,
+           trainer=None):
     """Adaptive seeds at the main size: train more seeds of the undecided combinations (and their baselines)."""
     baselines = baseline_scores(prepared)
+    trainer = trainer or train_combinations  # the sweep's backend: each round is "train these slots"
 
     def train(combos, seeds):
         out = []
         for combos_, job_config, job_mode in _jobs(combos, config, requested_mode):
-            out += train_combinations(dataset, combos_, dataclasses.replace(job_config, train_size=size), seeds,
-                                      mode=job_mode, progress=progress, prepared=prepared, **extra)
+            out += trainer(dataset, combos_, dataclasses.replace(job_config, train_size=size), seeds,
+                           mode=job_mode, progress=progress, prepared=prepared, **extra)
         return out
 
     def measure(new_runs):

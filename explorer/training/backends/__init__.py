@@ -1,0 +1,80 @@
+"""Where a sweep's models train: a registry of backends, one module each (``local``, ``ray``).
+
+A backend trains a list of (combination, seed) slots and returns one
+``explorer.relatedness.combos.ComboRun`` per slot, exactly as
+``explorer.training.batched.train_combinations`` would. The sweep (and adaptive
+rounds that add seeds) only ever asks "train these slots", so any backend
+serves them. A backend module defines ``NAME``, ``HELP`` and ``make(address)``;
+adding one is adding one file here. Modules are imported only when chosen, so
+``ray`` is never imported by a local sweep.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Sequence
+
+from explorer.errors import ExplorerError
+
+DEFAULT = "local"
+Slot = tuple[tuple[str, ...], int]  # (combination, seed)
+
+
+def names() -> list[str]:
+    """Backend names, from the module files (nothing is imported)."""
+    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted(found, key=lambda n: (n != DEFAULT, n))
+
+
+def check_backend(name: str, address: str | None = None) -> str:
+    """The backend name, validated; ``address`` only makes sense for a cluster backend."""
+    if name not in names():
+        raise ExplorerError(f"Unknown backend '{name}'. Use one of: {', '.join(names())}.")
+    if address and name == "local":
+        raise ExplorerError(f"--address {address} names a cluster, but the backend is 'local': "
+                            "add --backend ray or drop --address.")
+    return name
+
+
+def get_backend(name: str = DEFAULT, address: str | None = None):
+    """A ready backend: an object with ``train_combinations`` (same signature as the batched trainer's)
+    and ``train_slots``. A cluster backend connects here, so a bad address fails before any training."""
+    module = importlib.import_module(f"{__name__}.{check_backend(name, address)}")
+    return module.make(address)
+
+
+def rectangles(slots: Sequence[Slot]) -> list[tuple[list[tuple[str, ...]], list[int]]]:
+    """Slots as (combinations, seeds) blocks the batched trainer takes, seeds needing the same combinations
+    together, in first-seen order."""
+    by_seed: dict[int, list[tuple[str, ...]]] = {}
+    for combo, seed in slots:
+        combos = by_seed.setdefault(int(seed), [])
+        if tuple(combo) not in combos:
+            combos.append(tuple(combo))
+    blocks: dict[tuple, list[int]] = {}
+    for seed, combos in by_seed.items():
+        blocks.setdefault(tuple(combos), []).append(seed)
+    return [(list(combos), seeds) for combos, seeds in blocks.items()]
+
+
+class Backend:
+    """What every backend shares: ``train_slots`` on top of its ``train_combinations``."""
+
+    name = DEFAULT
+
+    def train_combinations(self, dataset, combinations, config, seeds, mode="batched", progress=None,
+                           prepared=None, keep_models=False):
+        raise NotImplementedError
+
+    def train_slots(self, dataset, slots: Sequence[Slot], config, mode="batched", progress=None,
+                    prepared=None, keep_models=False):
+        """One run per slot, in the order of ``slots``."""
+        runs = {}
+        for combos, seeds in rectangles(slots):
+            for run in self.train_combinations(dataset, combos, config, seeds, mode=mode, progress=progress,
+                                               prepared=prepared, keep_models=keep_models):
+                runs[(tuple(run.tasks), run.seed)] = run
+        return [runs[(tuple(c), int(s))] for c, s in slots]
+
+    def describe(self) -> str:
+        return "this process"

@@ -1,0 +1,224 @@
+"""The ``ray`` backend: a sweep's slots trained as chunks on a Ray cluster (or a local Ray runtime).
+
+A chunk is a block of (combination, seed) slots trained with the batched trainer,
+so every worker keeps the batched speed-up; there is one chunk per worker
+(CPUs, or GPUs where the cluster has them, from ``ray.cluster_resources()``). A
+slot's numbers depend only on its own seed, never on which slots share its stack,
+so any chunking gives the runs ``--backend local`` gives.
+
+The dataset and the prepared tensors go into the object store once per backend
+(``ray.put``), not once per chunk, and the models come back as state dicts: the
+driver takes tensors and plain data from a worker, never objects of its classes.
+
+Faults: a chunk whose worker dies is run again (``max_retries``: Ray retries
+system failures only); a chunk that raises, for a reason of its own such as bad
+data, is not retried (``retry_exceptions=False``) and fails the sweep at once
+with its message, the other chunks cancelled.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from urllib.parse import urlsplit
+
+# No network on many machines that run this, and nothing to phone home about: set before Ray is imported.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray  # noqa: E402  (only this module imports Ray, and only when the backend is chosen)
+
+from explorer.errors import Cancelled, ExplorerError  # noqa: E402
+from explorer.training.backends import Backend  # noqa: E402
+
+NAME = "ray"
+HELP = "train on a Ray cluster (--address) or a local Ray runtime on this machine"
+MAX_RETRIES = 3          # retries of a chunk whose worker died
+CONNECT_TIMEOUT_S = 5.0  # a head that does not accept a connection by then is not there
+# Test hook: while this file exists, the first chunk writes its worker's pid to FILE.pid and waits to be killed.
+HOLD_ENV = "EXPLORER_RAY_HOLD_FILE"
+
+
+def _check_address(address: str) -> None:
+    """Fail in seconds, with one sentence, when nothing listens at ``address`` (Ray itself waits long)."""
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    host, port = parts.hostname, parts.port or (10001 if address.startswith("ray://") else 6379)
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return
+    except (OSError, ValueError, TypeError):
+        pass
+    raise ExplorerError(f"no Ray cluster at {address}: start one with `ray start --head` or drop --address")
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the cluster at ``address``, or start a local runtime (127.0.0.1, no dashboard) without one."""
+    if address:
+        _check_address(address)  # before anything else, even when this process is already connected
+    if ray.is_initialized():
+        return
+    quiet = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    if address:
+        try:
+            ray.init(address=address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ExplorerError(f"no Ray cluster at {address}: start one with `ray start --head` or drop "
+                                f"--address ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+
+
+def cluster() -> dict:
+    """What the cluster offers: CPUs, GPUs, and the chunks it runs at once (workers)."""
+    res = ray.cluster_resources()
+    cpus, gpus = int(res.get("CPU", 0)), int(res.get("GPU", 0))
+    return {"cpus": cpus, "gpus": gpus, "workers": max(1, gpus or cpus)}
+
+
+def describe_cluster(info: dict) -> str:
+    return (f"{info['workers']} worker{'s' * (info['workers'] != 1)}, {info['cpus']} CPU{'s' * (info['cpus'] != 1)}, "
+            f"{info['gpus']} GPU{'s' * (info['gpus'] != 1)}")
+
+
+def chunks(combinations: list, seeds: list[int], workers: int) -> list[tuple[list, list[int]]]:
+    """(combinations, seeds) blocks, as few and as even as ``workers`` allow: whole seeds first (a stack
+    per seed group), then each seed's combinations split when there are fewer seeds than workers."""
+    if workers <= len(seeds):
+        return [(list(combinations), part) for part in _split(seeds, workers)]
+    per_seed = min(len(combinations), -(-workers // len(seeds)))
+    return [(part, [seed]) for seed in seeds for part in _split(combinations, per_seed)]
+
+
+def _split(items: list, n: int) -> list[list]:
+    q, r = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + q + (i < r)
+        if end > start:
+            out.append(list(items[start:end]))
+        start = end
+    return out
+
+
+def _hold_for_test() -> None:
+    path = os.environ.get(HOLD_ENV)
+    if not path or not os.path.exists(path):  # armed by creating the file
+        return
+    try:
+        fd = os.open(path + ".pid", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return  # only the first chunk (not its retry) waits
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    time.sleep(60)
+
+
+def _train_chunk(dataset, prepared, combinations, config, seeds, mode, keep_models):
+    """On a worker: one block of slots with the batched trainer; plain data and tensors back."""
+    from explorer.training.batched import train_combinations
+    _hold_for_test()
+    runs = train_combinations(dataset, combinations, config, seeds, mode=mode, prepared=prepared,
+                              keep_models=keep_models)
+    return [{"tasks": list(r.tasks), "seed": r.seed, "metrics": r.metrics, "best_epoch": r.best_epoch,
+             "history": r.history, "seconds": r.seconds, "device": r.device,
+             "state": None if r.model is None else {k: v.detach().cpu() for k, v in r.model.state_dict().items()}}
+            for r in runs]
+
+
+_remote_chunk = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_train_chunk)
+
+
+class RayBackend(Backend):
+    name = NAME
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        connect(address, num_cpus)
+        self.address = address
+        self._refs: dict[int, tuple[object, object]] = {}  # id(obj) -> (obj kept alive, its object ref)
+
+    def describe(self) -> str:
+        return describe_cluster(cluster())
+
+    def _put(self, obj):
+        held = self._refs.get(id(obj))
+        if held is None or held[0] is not obj:
+            held = self._refs[id(obj)] = (obj, ray.put(obj))
+        return held[1]
+
+    def train_combinations(self, dataset, combinations, config, seeds, mode="batched", progress=None,
+                           prepared=None, keep_models=False):
+        from explorer.relatedness.combos import ComboRun, normalise_combinations, prepare_union, restrict
+        from explorer.training.trainer import model_spec
+        from models import MultiTaskModel
+
+        config = config.resolve(dataset.modality)
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ExplorerError("No seed given: pass at least one, e.g. seeds=[0].")
+        combinations = normalise_combinations(dataset, combinations)
+        if prepared is None:  # prepared once here, not once per chunk
+            prepared = prepare_union(dataset, combinations, config, None)
+        info = cluster()
+        use_gpu = info["gpus"] > 0 and config.device in ("auto", "cuda") or config.device.startswith("cuda")
+        options = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 1}
+        data_ref, prepared_ref = self._put(dataset), self._put(prepared)
+        pending = {}
+        for combos, chunk_seeds in chunks(combinations, seeds, info["workers"]):
+            ref = _remote_chunk.options(**options).remote(data_ref, prepared_ref, combos, config, chunk_seeds,
+                                                          mode, keep_models)
+            pending[ref] = len(combos) * len(chunk_seeds)
+        total, done, size = len(combinations) * len(seeds), 0, describe_cluster(info)
+        results: dict[tuple, dict] = {}
+        self._report(progress, 0, total, size)
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    done += pending.pop(ref)
+                    for r in _get(ref):
+                        results[(tuple(r["tasks"]), r["seed"])] = r
+                    self._report(progress, done, total, size)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        runs = []
+        for seed in seeds:  # seed-major, like the batched trainer
+            for combo in combinations:
+                r = results[(combo, seed)]
+                model = None
+                if r["state"] is not None:
+                    model = MultiTaskModel(model_spec(restrict(prepared, combo), config))
+                    model.load_state_dict(r["state"])
+                    model.eval()
+                runs.append(ComboRun(combo, seed, r["metrics"], r["best_epoch"], r["history"], model=model,
+                                     seconds=r["seconds"], device=r["device"]))
+        return runs
+
+    @staticmethod
+    def _report(progress, done: int, total: int, size: str) -> None:
+        if progress is not None and progress({"done": done, "total": total, "label": f"{done}/{total} slots on {size}",
+                                              "cluster": size}) is False:
+            raise Cancelled("sweep cancelled")
+
+
+def _get(ref) -> list[dict]:
+    """A chunk's result; its own error (bad data) as one sentence, a worker lost past its retries as another."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, ExplorerError):
+            raise ExplorerError(str(cause)) from None
+        raise ExplorerError(f"A chunk of the sweep failed on a Ray worker: {type(cause).__name__ if cause else ''} "
+                            f"{cause if cause else str(e).splitlines()[0]}") from None
+    except ray.exceptions.RayError as e:
+        raise ExplorerError(f"A Ray worker was lost {MAX_RETRIES + 1} times running one chunk of the sweep "
+                            f"({type(e).__name__}); check the cluster's nodes and memory, then run it again.") \
+            from None
+
+
+def make(address: str | None = None, num_cpus: int | None = None) -> RayBackend:
+    return RayBackend(address, num_cpus)

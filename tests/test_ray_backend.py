@@ -1,0 +1,111 @@
+"""The ray backend: the same report as local, a killed worker survived, bad data failing fast, a bad address."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from explorer.datasets import load_dataset
+from explorer.errors import ExplorerError
+from explorer.relatedness.sweep import run_sweep
+from explorer.training.trainer import TrainConfig, prepare
+
+TINY = TrainConfig(epochs=2, hidden=16, train_size=300, batch_size=64)
+TASKS = ["digit", "even", "ge5"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local Ray runtime with 2 worker CPUs for the module (it is slow to start); its workers see the hold file."""
+    ray_backend = pytest.importorskip("explorer.training.backends.ray")
+    hold = tmp_path_factory.mktemp("ray") / "hold"
+    os.environ[ray_backend.HOLD_ENV] = str(hold)  # inherited by the workers Ray starts below
+    backend = ray_backend.make(num_cpus=2)
+    yield backend, hold
+    import ray
+    ray.shutdown()
+    os.environ.pop(ray_backend.HOLD_ENV, None)
+
+
+def _report(dataset, **kwargs) -> dict:
+    d = run_sweep(dataset, TASKS, seeds=2, config=TINY, affinity=False, **kwargs).to_dict()
+    d.pop("seconds")
+    d.pop("phase_seconds", None)
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_report(digits):
+    return _report(digits)
+
+
+def test_ray_report_is_the_local_report(cluster, digits, local_report):
+    events = []
+    assert _report(digits, backend="ray", progress=events.append) == local_report
+    assert any("2 workers, 2 CPUs, 0 GPUs" in e["label"] for e in events)  # the cluster's size is shown
+    assert events[-1]["done"] == pytest.approx(events[-1]["total"])
+
+
+def test_killed_worker_is_retried_to_the_same_report(cluster, digits, local_report):
+    _, hold = cluster
+    hold.touch()  # arm: the first chunk writes its pid and waits
+    pid_file = hold.with_name(hold.name + ".pid")
+    killed = []
+
+    def kill_it():
+        for _ in range(600):
+            if pid_file.exists() and pid_file.read_text():
+                pid = int(pid_file.read_text())
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_it)
+    killer.start()
+    try:
+        report = _report(digits, backend="ray")
+    finally:
+        killer.join()
+        hold.unlink()
+    assert killed and killed[0] != os.getpid()
+    assert report == local_report
+
+
+def test_bad_data_chunk_fails_fast_with_its_reason(cluster, digits):
+    backend, _ = cluster
+    config = TINY.resolve(digits.modality)
+    only_digit = prepare(digits, ["digit"], config)  # the data the chunk gets lacks a task it must train
+    with pytest.raises(ExplorerError, match="not in the prepared data") as info:
+        backend.train_combinations(digits, [("digit", "even")], config, [0, 1], prepared=only_digit)
+    assert "lost" not in str(info.value)  # its own error, not a worker lost and retried
+
+
+def _cli(*args: str, timeout: float = 30):  # the timeout: a bad address must not hang
+    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_address_that_does_not_answer_is_one_line(tmp_path):
+    out = _cli("sweep", "--dataset", "digits", "--tasks", "even,ge5", "--seeds", "1", "--epochs", "1",
+               "--backend", "ray", "--address", "127.0.0.1:9", "--out", str(tmp_path / "r.json"))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == ("error: no Ray cluster at 127.0.0.1:9: start one with `ray start --head` "
+                                  "or drop --address")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_local_sweep_never_imports_ray():
+    code = ("import sys; import explorer.cli, explorer.relatedness.sweep, explorer.training.backends as b; "
+            "b.get_backend('local'); print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert out.stdout.strip() == "False", out.stderr
