@@ -9,8 +9,10 @@ import time
 import pytest
 
 from explorer.datasets import load_dataset
+from explorer.cli import main
 from explorer.errors import ExplorerError
 from explorer.relatedness.sweep import run_sweep
+from explorer.training.backends import check_backend, rectangles
 from explorer.training.trainer import TrainConfig, prepare
 
 TINY = TrainConfig(epochs=2, hidden=16, train_size=300, batch_size=64)
@@ -89,23 +91,29 @@ def test_bad_data_chunk_fails_fast_with_its_reason(cluster, digits):
     assert "lost" not in str(info.value)  # its own error, not a worker lost and retried
 
 
-def _cli(*args: str, timeout: float = 30):  # the timeout: a bad address must not hang
-    return subprocess.run([sys.executable, "-m", "explorer", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def test_address_that_does_not_answer_is_one_line(tmp_path):
-    out = _cli("sweep", "--dataset", "digits", "--tasks", "even,ge5", "--seeds", "1", "--epochs", "1",
-               "--backend", "ray", "--address", "127.0.0.1:9", "--out", str(tmp_path / "r.json"))
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.strip() == ("error: no Ray cluster at 127.0.0.1:9: start one with `ray start --head` "
-                                  "or drop --address")
+def test_address_that_does_not_answer_is_one_line(tmp_path, capsys):
+    # port 9 (discard) has no listener here: the check refuses before Ray, the data or training start
+    code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5", "--seeds", "1", "--epochs", "1",
+                 "--backend", "ray", "--address", "127.0.0.1:9", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "error: no Ray cluster at 127.0.0.1:9: start one with `ray start --head` or drop --address"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_address_with_the_local_backend_is_refused():
+    with pytest.raises(ExplorerError, match="add --backend ray or drop --address"):
+        check_backend("local", "127.0.0.1:6379")
 
 
 def test_local_sweep_never_imports_ray():
     code = ("import sys; import explorer.cli, explorer.relatedness.sweep, explorer.training.backends as b; "
             "b.get_backend('local'); print('ray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_slots_become_blocks_the_batched_trainer_takes():
+    a, b, ab = ("a",), ("b",), ("a", "b")
+    assert rectangles([(a, 0), (ab, 0), (a, 1), (ab, 1), (b, 2)]) == [([a, ab], [0, 1]), ([b], [2])]

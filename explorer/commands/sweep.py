@@ -7,7 +7,7 @@ from explorer.store.atomic import check_writable
 from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
                                        load_from_args, split_list)
 from explorer.errors import ExplorerError
-from explorer.training.backends import names as backend_names
+from explorer.training.backends import check_backend, names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.adaptive import EFFECT
 from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, MODES,
@@ -151,6 +151,7 @@ def summary(report: SweepReport) -> str:
 
 def run(args: argparse.Namespace) -> int:
     tasks = split_list(args.tasks, "--tasks")
+    check_backend(args.backend, args.address)  # a cluster that is not there: one line, before loading data
     for path in (args.out, args.html):
         if path:
             check_writable(path)  # before the sweep, not after it

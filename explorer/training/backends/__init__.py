@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import socket
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from explorer.errors import ExplorerError
 
 DEFAULT = "local"
 Slot = tuple[tuple[str, ...], int]  # (combination, seed)
+CONNECT_TIMEOUT_S = 5.0  # a cluster head that does not accept a connection by then is not there
 
 
 def names() -> list[str]:
@@ -33,7 +36,24 @@ def check_backend(name: str, address: str | None = None) -> str:
     if address and name == "local":
         raise ExplorerError(f"--address {address} names a cluster, but the backend is 'local': "
                             "add --backend ray or drop --address.")
+    if address:
+        check_address(address)
     return name
+
+
+def check_address(address: str) -> None:
+    """Fail in seconds, with one sentence, when nothing listens at ``address`` (``ray.init`` waits long,
+    and the check runs before Ray, the data or anything else is loaded)."""
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = parts.hostname, parts.port or (10001 if address.startswith("ray://") else 6379)
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return
+    except (OSError, ValueError, TypeError):
+        pass
+    raise ExplorerError(f"no Ray cluster at {address}: start one with `ray start --head` or drop --address")
 
 
 def get_backend(name: str = DEFAULT, address: str | None = None):

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
-from urllib.parse import urlsplit
 
 # No network on many machines that run this, and nothing to phone home about: set before Ray is imported.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -29,34 +27,19 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray  # noqa: E402  (only this module imports Ray, and only when the backend is chosen)
 
 from explorer.errors import Cancelled, ExplorerError  # noqa: E402
-from explorer.training.backends import Backend  # noqa: E402
+from explorer.training.backends import Backend, check_address  # noqa: E402
 
 NAME = "ray"
 HELP = "train on a Ray cluster (--address) or a local Ray runtime on this machine"
 MAX_RETRIES = 3          # retries of a chunk whose worker died
-CONNECT_TIMEOUT_S = 5.0  # a head that does not accept a connection by then is not there
 # Test hook: while this file exists, the first chunk writes its worker's pid to FILE.pid and waits to be killed.
 HOLD_ENV = "EXPLORER_RAY_HOLD_FILE"
-
-
-def _check_address(address: str) -> None:
-    """Fail in seconds, with one sentence, when nothing listens at ``address`` (Ray itself waits long)."""
-    if address == "auto":
-        return
-    parts = urlsplit(address if "://" in address else f"ray://{address}")
-    host, port = parts.hostname, parts.port or (10001 if address.startswith("ray://") else 6379)
-    try:
-        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
-            return
-    except (OSError, ValueError, TypeError):
-        pass
-    raise ExplorerError(f"no Ray cluster at {address}: start one with `ray start --head` or drop --address")
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the cluster at ``address``, or start a local runtime (127.0.0.1, no dashboard) without one."""
     if address:
-        _check_address(address)  # before anything else, even when this process is already connected
+        check_address(address)  # before anything else, even when this process is already connected
     if ray.is_initialized():
         return
     quiet = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
