@@ -4,8 +4,8 @@ gain = (m_multi − m_single) / headroom × 100 on the task's primary metric
 (higher is better for every primary metric), where the headroom is how far the
 single-task model is above the majority-class / mean baseline (without a
 known baseline: |m_single|). A task whose single-task model is not above that
-baseline gets no relative gain (it would divide by noise); its absolute
-difference and its verdict still stand.
+baseline gets no relative gain (it would divide by noise) and no verdict (its
+score moves among chance-level predictors); its absolute difference is shown.
 
 Uncertainty. Seed ``i`` of a multi-task model shares its split, batch order and
 initialisation with seed ``i`` of the single-task model, so the per-seed
@@ -136,7 +136,11 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
             p, d_lo, d_hi = 1.0, min(d_lo, -resolution), max(d_hi, resolution)
         mde_abs = (t + special.stdtrit(df, POWER)) * se
         lo, hi, mde = d_lo / scale, d_hi / scale, mde_abs / scale
-        if d_lo > 0:
+        # A task at chance gets no verdict: its score moves among chance-level predictors (a macro-F1 rises
+        # when a head spreads its guesses over the classes), which is no transfer.
+        if room is None:
+            pass
+        elif d_lo > 0:
             verdict = "positive"
         elif d_hi < 0:
             verdict = "negative"
@@ -152,10 +156,10 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
 def fdr_verdicts(gains: list[Gain], rate: float = 0.05) -> None:
     """Benjamini–Hochberg over ``gains`` (in place): q-values, and verdicts at false discovery rate ``rate``.
 
-    A cell without a p-value (too few seeds) stays unclear and does not count
-    as a test.
+    A cell without a p-value (too few seeds) or whose task is at chance stays
+    unclear and does not count as a test.
     """
-    tested = [g for g in gains if np.isfinite(g.p_value)]
+    tested = [g for g in gains if np.isfinite(g.p_value) and not g.at_chance]
     if not tested:
         return
     q = stats.false_discovery_control(np.array([g.p_value for g in tested]), method="bh")
