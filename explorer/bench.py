@@ -325,3 +325,84 @@ def format_table(result: dict) -> str:
         lines.append(f"note: load average {load:.1f} on {result['cpus']} CPUs: other processes compete for the "
                      "cores, which makes multi-threaded timings slow and erratic; compare with --threads 1")
     return "\n".join(lines)
+
+
+def _same_runs(a: list, b: list) -> bool:
+    key = lambda r: (tuple(r.tasks), r.seed)  # noqa: E731
+    return {key(r): (r.metrics, r.best_epoch) for r in a} == {key(r): (r.metrics, r.best_epoch) for r in b}
+
+
+def backend_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 2, train_size: float = 1.0,
+                  workers: int = 2, address: str | None = None, progress=None) -> dict:
+    """The batched pairwise sweep in this process, then on Ray (a local runtime of ``workers`` CPUs, or
+    the cluster at ``address``) with the same seeds: the seconds of each, their ratio, and whether the
+    runs came out identical. Ray's start and its workers' first imports are timed apart (once per cluster,
+    not per sweep)."""
+    from explorer.training.backends import get_backend
+    tasks = list(dataset.tasks)[:n_tasks]
+    if n_tasks < 2 or len(tasks) < n_tasks:
+        raise ExplorerError(f"--tasks must be from 2 to the dataset's {len(dataset.tasks)} tasks, got {n_tasks}.")
+    combos = pairwise(tasks)
+    config = TrainConfig(epochs=epochs, patience=0, train_size=train_size, device="cpu").resolve(dataset.modality)
+    prepared = prepare(dataset, tasks, config)
+    seed_list = list(range(seeds))
+    out: dict = {"dataset": dataset.name, "tasks": tasks, "models": len(combos) * seeds, "epochs": epochs,
+                 "train_rows": len(prepared.x["train"]), "cpus": os.cpu_count(),
+                 "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    t0 = time.perf_counter()
+    local = train_combinations(dataset, combos, config, seed_list, prepared=prepared, progress=progress)
+    out["local_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    if address:
+        backend = get_backend("ray", address)
+    else:
+        from explorer.training.backends.ray import make
+        backend = make(num_cpus=workers)
+    out["ray_start_seconds"] = round(time.perf_counter() - t0, 2)
+    out["cluster"] = backend.describe()
+    t0 = time.perf_counter()  # warm-up: every worker process starts and imports the trainer once
+    backend.warm_up()
+    out["ray_warm_up_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    remote = backend.train_combinations(dataset, combos, config, seed_list, prepared=prepared, progress=progress)
+    out["ray_seconds"] = round(time.perf_counter() - t0, 2)
+    out["ratio"] = round(out["ray_seconds"] / out["local_seconds"], 3)  # < 1: Ray is faster
+    out["identical"] = _same_runs(local, remote)
+    return out
+
+
+def format_backend(result: dict) -> str:
+    return (f"{result['dataset']}: {result['models']} models, {result['epochs']} epochs, {result['train_rows']} rows; "
+            f"local {result['local_seconds']} s, ray ({result['cluster']}) {result['ray_seconds']} s: "
+            f"ratio ray/local {result['ratio']} ({'identical runs' if result['identical'] else 'RUNS DIFFER'}); "
+            f"Ray start {result['ray_start_seconds']} s and worker warm-up {result['ray_warm_up_seconds']} s "
+            "once per cluster")
+
+
+def gpu_check(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 2, train_size: float = 1.0,
+              progress=None) -> dict | None:
+    """The batched pairwise sweep on CUDA and on the CPU with the same seeds: the largest absolute difference
+    of the gains (percentage points) and the speed ratio. None without a CUDA device."""
+    from explorer.relatedness.transfer import transfer_from_runs
+    if not torch.cuda.is_available():
+        return None
+    tasks = list(dataset.tasks)[:n_tasks]
+    combos = pairwise(tasks)
+    out: dict = {"dataset": dataset.name, "tasks": tasks, "models": len(combos) * seeds,
+                 "cuda": torch.cuda.get_device_name(0)}
+    gains = {}
+    for device in ("cpu", "cuda"):
+        config = TrainConfig(epochs=epochs, patience=0, train_size=train_size,
+                             device=device).resolve(dataset.modality)
+        prepared = prepare(dataset, tasks, config)
+        t0 = time.perf_counter()
+        runs = train_combinations(dataset, combos, config, list(range(seeds)), prepared=prepared, progress=progress)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        out[f"{device}_seconds"] = round(time.perf_counter() - t0, 2)
+        gains[device] = transfer_from_runs(runs, tasks).pair_gain
+    diffs = [abs(a - b) for ra, rb in zip(gains["cpu"], gains["cuda"]) for a, b in zip(ra, rb)
+             if a is not None and b is not None]
+    out["max_abs_gain_difference"] = round(max(diffs), 6) if diffs else None
+    out["speed_ratio_cpu_over_cuda"] = round(out["cpu_seconds"] / out["cuda_seconds"], 2)
+    return out

@@ -44,11 +44,12 @@ if ds is None:
 D = TINY if state.tiny() else DEFAULTS
 
 
-def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None, max_seeds=None, effect=EFFECT):
+def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None, max_seeds=None, effect=EFFECT,
+               backend="local", address=None):
     def work(progress):
         return run_sweep(ds, tasks, order=order, seeds=seeds, config=config, train_sizes=sizes, affinity=affinity,
                          progress=progress, controls=controls, max_seeds=max_seeds, effect=effect,
-                         budget_seconds=DEFAULT_BUDGET_SECONDS).to_dict()
+                         budget_seconds=DEFAULT_BUDGET_SECONDS, backend=backend, address=address).to_dict()
     return work
 
 
@@ -219,6 +220,12 @@ with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task
                             help="shuffled: its labels permuted, it can only hurt; noisy: 20 % of its labels "
                                  "wrong, it should help its task. If shuffled ever comes out positive, the "
                                  "verdicts are not to be trusted.")
+with st.expander("More settings"):
+    on_ray = st.toggle("Train on a Ray cluster", value=False, key="rel_ray",
+                       help="Chunks of the models train on Ray's workers, with the same numbers as here. Without "
+                            "an address a local Ray runtime starts on this machine.")
+    address = st.text_input("Ray address", "", key="rel_ray_address", placeholder="127.0.0.1:6379",
+                            disabled=not on_ray, help="The head of `ray start --head`; empty: a local runtime.")
 n_all = len(tasks) + (2 if with_controls and tasks else 0)
 n_combos = sum(comb(n_all, k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
 st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} size(s) = "
@@ -244,7 +251,8 @@ if go:
             st.session_state.pop(name, None)
         state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity,
                                                 ["shuffled", "noisy"] if with_controls else None,
-                                                max_seeds, effect),
+                                                max_seeds, effect, "ray" if on_ray else "local",
+                                                (address.strip() or None) if on_ray else None),
                                      label="sweep"))
         st.rerun()  # redraw with the button disabled and the progress showing
 

@@ -34,6 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="instead: time the default sweep (batched, with the affinity run; --seeds default 3) "
                         "alone and beside PROCESSES (default 1) CPU-bound processes using every core, "
                         "and print the slowdown ratio")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="ray: time the batched pairwise sweep here and then on Ray (a local runtime of --workers "
+                        "CPUs, or --address), same seeds, and print the ratio ray/local (--seeds default 2)")
+    p.add_argument("--address", metavar="HOST:PORT", help="with --backend ray: the cluster to time")
+    p.add_argument("--workers", type=int, default=2, help="with --backend ray: local Ray worker CPUs (default 2)")
+    p.add_argument("--gpu-check", action="store_true",
+                   help="instead: train the batched sweep on CUDA and on the CPU with the same seeds; print the "
+                        "largest gain difference and the speed ratio ('no CUDA device' and exit 0 without one)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
@@ -44,8 +52,34 @@ def run(args: argparse.Namespace) -> int:
             raise ExplorerError(f"--threads must be >= 1, got {args.threads}.")
         set_training_threads(args.threads)
         torch.set_num_threads(args.threads)
+    if args.address:
+        from explorer.training.backends import check_backend
+        check_backend(args.backend, args.address)
+    if args.gpu_check and not torch.cuda.is_available():
+        print("no CUDA device: the GPU check needs one (nothing to compare on this machine)")
+        return 0
     dataset = load_dataset(args.dataset)
     size = int(args.train_size) if args.train_size > 1 else args.train_size
+    if args.gpu_check or args.backend == "ray":
+        from explorer.bench import backend_bench, format_backend, gpu_check
+        bar = ProgressBar("bench")
+        update = lambda e: bar.update(e["done"], e["total"], e.get("label", ""))  # noqa: E731
+        try:
+            if args.gpu_check:
+                result = gpu_check(dataset, args.tasks, args.epochs, args.seeds or 2, size, progress=update)
+            else:
+                result = backend_bench(dataset, args.tasks, args.epochs, args.seeds or 2, size, args.workers,
+                                       args.address, progress=update)
+        finally:
+            bar.close()
+        if not args.gpu_check:
+            print(format_backend(result), file=sys.stderr)
+        else:
+            print(f"gpu check: {result['models']} models on {result['cuda']}: max |gain cuda - gain cpu| "
+                  f"{result['max_abs_gain_difference']} points; cpu {result['cpu_seconds']} s / cuda "
+                  f"{result['cuda_seconds']} s = {result['speed_ratio_cpu_over_cuda']}x", file=sys.stderr)
+        print_json(result)
+        return 0
     if args.load is not None:
         bar = ProgressBar("bench --load")
         try:

@@ -113,6 +113,13 @@ def _train_chunk(dataset, prepared, combinations, config, seeds, mode, keep_mode
 _remote_chunk = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(_train_chunk)
 
 
+@ray.remote(num_cpus=1)
+def _warm(seconds: float) -> int:
+    import explorer.training.batched  # noqa: F401  (the first import in a worker is most of its start)
+    time.sleep(seconds)  # held, so each worker gets one
+    return os.getpid()
+
+
 class RayBackend(Backend):
     name = NAME
 
@@ -123,6 +130,10 @@ class RayBackend(Backend):
 
     def describe(self) -> str:
         return describe_cluster(cluster())
+
+    def warm_up(self) -> int:
+        """Start every worker process and import the trainer there; the number of workers that answered."""
+        return len(set(ray.get([_warm.remote(0.5) for _ in range(cluster()["workers"])])))
 
     def _put(self, obj):
         held = self._refs.get(id(obj))
