@@ -117,3 +117,10 @@ def test_local_sweep_never_imports_ray():
 def test_slots_become_blocks_the_batched_trainer_takes():
     a, b, ab = ("a",), ("b",), ("a", "b")
     assert rectangles([(a, 0), (ab, 0), (a, 1), (ab, 1), (b, 2)]) == [([a, ab], [0, 1]), ([b], [2])]
+
+
+def test_gpu_check_without_cuda_says_so(capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "--gpu-check", "--dataset", "digits", "--tasks", "2", "--epochs", "1"]) == 0
+    assert "no CUDA device" in capsys.readouterr().out
