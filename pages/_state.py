@@ -8,6 +8,7 @@ built-in default dataset and a sensible pair of its tasks.
 from __future__ import annotations
 
 import contextlib
+import re
 import logging
 import os
 
@@ -127,17 +128,29 @@ def task_picker(ds: Dataset, key: str, label: str = "Tasks", help: str | None = 
     return picked
 
 
+# An absolute server path (two or more parts): the browser sees only its last part.
+_SERVER_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"`()<>,;:/]+/)+([^\s'\"`()<>,;:/]*)")
+
+
+def for_browser(message: str) -> str:
+    """``message`` without the server's absolute paths (the full text goes to the server log)."""
+    shown = _SERVER_PATH.sub(lambda m: m.group(1) or "(a server folder)", message)
+    if shown != message:
+        log.warning("shown without server paths: %s", message)
+    return shown
+
+
 @contextlib.contextmanager
 def friendly_errors(doing: str = ""):
     """Show a user error as an error box, and a bug as a short message: never a traceback."""
     try:
         yield
     except ExplorerError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(for_browser(str(e)), icon=":material/error:")
     except Exception as e:  # noqa: BLE001 - st.stop/st.rerun are BaseException and pass through
         log.exception("unexpected error while %s", doing or "running a page")
         where = f" while {doing}" if doing else ""
-        st.error(f"Something went wrong{where}: {type(e).__name__}: {e}. "
+        st.error(f"Something went wrong{where}: {type(e).__name__}: {for_browser(str(e))}. "
                  "This is a bug, not your input; the details are in the server log. "
                  "Try again, or choose other settings.", icon=":material/bug_report:")
 

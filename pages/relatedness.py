@@ -235,7 +235,7 @@ st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} si
 running = state.job("sweep") is not None
 go = st.button("Run sweep", type="primary", key="rel_go", disabled=running, icon=":material/play_arrow:")
 if msg := st.session_state.get("sweep_error"):  # stays until the next sweep starts
-    st.error(msg, icon=":material/error:")
+    st.error(state.for_browser(msg), icon=":material/error:")
 if msg := st.session_state.get("sweep_note"):
     st.info(msg, icon=":material/cancel:")
 if go:

@@ -123,7 +123,7 @@ def live(name: str, what: str) -> None:
 def show_outcome(name: str) -> None:
     """The last failure or cancel of a job; it stays until the job is started again."""
     if msg := st.session_state.get(f"{name}_error"):
-        st.error(msg, icon=":material/error:")
+        st.error(state.for_browser(msg), icon=":material/error:")
     if msg := st.session_state.get(f"{name}_note"):
         st.info(msg, icon=":material/cancel:")
 

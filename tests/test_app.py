@@ -187,6 +187,7 @@ def test_train_page_refuses_an_unwritable_store_before_training(tmp_path, monkey
     at.button(key="train_go").click().run()
     assert_clean(at)
     assert any("run store" in e and "EXPLORER_HOME" in e for e in errors(at))
+    assert not any(str(tmp_path) in e for e in errors(at))  # the server's folders stay on the server
     assert not at.get("progress")  # no job was started
 
 
