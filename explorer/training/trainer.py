@@ -33,7 +33,7 @@ Progress = Callable[[dict], "bool | None"]
 # made"). Text at 2e-2 overfit by epoch 1-2 (news seed std 0.048); at 3e-3 the best epochs are 2-9
 # and the std 0.031 (2e-3: 0.032 with outlet still improving at epoch 10; 5e-3: 0.035). Tabular and
 # image already peak inside or near the end of the run; image at 3e-2 had a larger spread (0.011 vs 0.007).
-DEFAULT_LR = {"text": 2e-2, "tabular": 3e-3, "image": 1e-2}
+DEFAULT_LR = {"text": 3e-3, "tabular": 3e-3, "image": 1e-2}
 
 
 @dataclass
