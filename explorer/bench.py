@@ -26,6 +26,7 @@ from explorer.training.batched import train_combinations
 from explorer.data.dataset import Dataset
 from explorer.training.device import describe, resolve_device
 from explorer.errors import ExplorerError
+from explorer.training.progress import Progress, within
 from explorer.training.trainer import Prepared, TrainConfig, prepare
 from models.stacked import BagOfWords
 
@@ -167,7 +168,7 @@ def _time(fn) -> tuple[float, float, float]:
 
 def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 1, train_size: float = 1.0,
               device: str = "auto", modes: tuple[str, ...] = ("batched", "sequential"),
-              progress=None) -> dict:
+              progress: Progress | None = None) -> dict:
     if n_tasks < 2:
         raise ExplorerError(f"--tasks must be at least 2 for a pairwise sweep, got {n_tasks}.")
     tasks = list(dataset.tasks)[:n_tasks]
@@ -196,13 +197,13 @@ def run_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
     work = model_flops(prepared, combos, config)
     out.update(model_flops=work["model_flops"] * seeds, parameters=work["parameters"] * seeds,
                optimizer_steps=work["optimizer_steps"])
-    for mode in modes:
+    for index, mode in enumerate(modes):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
 
         def go(mode=mode):
-            train_combinations(dataset, combos, replace(config), seed_list, mode=mode, progress=progress,
-                               prepared=prepared)
+            train_combinations(dataset, combos, replace(config), seed_list, mode=mode, prepared=prepared,
+                               progress=within(progress, index, 1, len(modes), "bench", mode))
 
         wall, cpu, peak = _time(go)
         out[mode] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mib": round(peak, 1),
@@ -231,7 +232,7 @@ _LOAD = "import torch\ntorch.set_num_threads({threads})\na = torch.randn(256, 25
 
 
 def load_slowdown(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 3, train_size: float = 1.0,
-                  device: str = "auto", processes: int = 1, progress=None) -> dict:
+                  device: str = "auto", processes: int = 1, progress: Progress | None = None) -> dict:
     """The default sweep (``run_sweep``: batched, with the affinity run) alone, then beside a CPU load.
 
     The load is ``processes`` processes each running torch matmuls on every
@@ -247,15 +248,15 @@ def load_slowdown(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: in
         raise ExplorerError(f"--load must be >= 1 process, got {processes}.")
     config = TrainConfig(epochs=epochs, train_size=train_size, device=device)
 
-    def sweep():
-        run_sweep(dataset, tasks, seeds=seeds, config=config, progress=progress)
+    def sweep(index: int, label: str):
+        run_sweep(dataset, tasks, seeds=seeds, config=config, progress=within(progress, index, 1, 2, "bench", label))
 
-    alone = _time(sweep)[0]
+    alone = _time(lambda: sweep(0, "alone"))[0]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     load = [subprocess.Popen([sys.executable, "-c", _LOAD.format(threads=cpus)]) for _ in range(processes)]
     try:
         time.sleep(2.0)  # the load processes import torch before the clock starts
-        loaded = _time(sweep)[0]
+        loaded = _time(lambda: sweep(1, "under load"))[0]
     finally:
         for proc in load:
             proc.kill()

@@ -3,8 +3,8 @@
 The app keeps one ``Job`` per browser session (in its session state), so the
 page script returns at once and redraws the progress while the thread trains.
 The job hands its ``progress`` method to the library as the progress callback:
-the callback records each event and returns False once ``cancel()`` was
-called, which makes the trainer raise ``Cancelled`` at its next step, so a
+the callback records each ``ProgressEvent`` and returns False once ``cancel()``
+was called, which makes the trainer raise ``Cancelled`` at its next step, so a
 cancel really stops the work rather than hiding it.
 """
 from __future__ import annotations
@@ -16,25 +16,12 @@ from collections import deque
 from typing import Any, Callable
 
 from explorer.errors import Cancelled, ExplorerError
+from explorer.training.progress import Progress, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-STATES = ("pending", "running", "done", "failed", "cancelled")
 MAX_EVENTS = 5000
 MIN_SHARE_FOR_ETA = 0.02  # before this, start-up costs dominate and the extrapolation is wild
-
-
-def event_fraction(event: dict) -> float | None:
-    """Share of the work done from a progress event, whatever its shape.
-
-    Understands ``fraction``, ``done``/``total`` and ``step``/``total_steps``.
-    """
-    if "fraction" in event and event["fraction"] is not None:
-        return float(event["fraction"])
-    for done, total in (("done", "total"), ("step", "total_steps")):
-        if event.get(total):
-            return float(event.get(done, 0)) / float(event[total])
-    return None
 
 
 class Job:
@@ -46,18 +33,16 @@ class Job:
     ``error`` (a message meant for the user) once failed.
     """
 
-    def __init__(self, work: Callable[[Callable[[dict], bool]], Any], label: str = "",
-                 fraction: Callable[[dict], float | None] = event_fraction):
+    def __init__(self, work: Callable[[Progress], Any], label: str = ""):
         self.work = work
         self.label = label
-        self._fraction_of = fraction
         self._cancel = threading.Event()
         self._lock = threading.Lock()
-        self._events: deque[dict] = deque(maxlen=MAX_EVENTS)
+        self._events: deque[ProgressEvent] = deque(maxlen=MAX_EVENTS)
         self._thread: threading.Thread | None = None
         self.status = "pending"
         self.fraction = 0.0
-        self.last_event: dict = {}
+        self.last_event: ProgressEvent | None = None
         self.result: Any = None
         self.error: str = ""
         self.started: float | None = None
@@ -89,11 +74,9 @@ class Job:
         return not self._thread.is_alive()
 
     # -- the callback handed to the library -------------------------------
-    def progress(self, event: dict) -> bool:
-        share = self._fraction_of(event)
+    def progress(self, event: ProgressEvent) -> bool:
         with self._lock:
-            if share is not None:
-                self.fraction = min(1.0, max(self.fraction, share))  # never moves backwards
+            self.fraction = max(self.fraction, event.fraction)  # never moves backwards
             self.last_event = event
             self._events.append(event)
         return not self._cancel.is_set()
@@ -122,7 +105,7 @@ class Job:
             return None
         return self.elapsed / self.fraction - self.elapsed
 
-    def events(self) -> list[dict]:
+    def events(self) -> list[ProgressEvent]:
         with self._lock:
             return list(self._events)
 

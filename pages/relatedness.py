@@ -61,8 +61,8 @@ def live() -> None:
     if j.done:
         st.rerun(scope="app")
     st.progress(min(1.0, j.fraction), text=state.progress_text(j, "Sweep"))
-    if label := j.last_event.get("label"):
-        st.caption(f"Now: {label}")
+    if j.last_event is not None and j.last_event.message:
+        st.caption(f"Now: {j.last_event.message}")
     if j.cancel_requested:
         st.info("Cancelling… the current training step finishes, then it stops.")
     else:

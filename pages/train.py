@@ -108,10 +108,9 @@ def live(name: str, what: str) -> None:
     if j.done:
         st.rerun(scope="app")
     st.progress(min(1.0, j.fraction), text=state.progress_text(j, what))
-    label = j.last_event.get("label")
-    if label:
-        st.caption(f"Now training: {label}")
-    points = [(100 * (e.get("fraction") or 0), e["losses"]) for e in j.events() if e.get("losses")]
+    if j.last_event is not None and j.last_event.message:
+        st.caption(f"Now training: {j.last_event.message}")
+    points = [(100 * e.fraction, e.losses) for e in j.events() if e.losses]
     if points:
         st.plotly_chart(plots.live_losses(points), key=f"{name}_live_losses")
     if j.cancel_requested:

@@ -189,10 +189,10 @@ def test_global_importance_text_tabular_image():
                           "city": ["paris", "rome", "oslo", "rome"] * 10, "pet": ["cat", "dog"] * 20})
     seen = []
     tab = global_importance(_tabular_predictor(), frame, n_rows=25, tasks=["flag"], batch_size=8,
-                            progress=lambda done, total: seen.append((done, total)))
+                            progress=lambda e: seen.append((e.done, e.total)))
     assert seen == [(8, 25), (16, 25), (24, 25), (25, 25)]
     with pytest.raises(Cancelled):
-        global_importance(_tabular_predictor(), frame, progress=lambda done, total: False)
+        global_importance(_tabular_predictor(), frame, progress=lambda e: False)
     assert tab.features == ["age", "income", "city", "pet"] and tab.matrix.shape == (1, 4)
     assert tab.n_rows == 25 and (tab.matrix > 0).all()
     images = np.random.default_rng(1).uniform(0, 16, (12, 8, 8))

@@ -7,6 +7,7 @@ from explorer.relatedness.combos import restrict
 from explorer.datasets import load_dataset
 from explorer.errors import Cancelled, ExplorerError
 from explorer.training.metrics import primary
+from explorer.training.progress import ProgressEvent
 from explorer.training.trainer import TrainConfig, model_spec, prepare
 from models import MultiTaskModel
 from models.seeded import seed_model
@@ -147,8 +148,8 @@ def test_progress_reports_and_cancels(mode, digits):
     config = TrainConfig(epochs=3, train_size=80, hidden=8)
     events = []
     train_combinations(digits, COMBOS[:2], config, [0], mode=mode, progress=events.append)
-    assert events and all({"done", "total", "label", "epoch", "epochs"} <= set(e) for e in events)
-    assert events[-1]["done"] == events[-1]["total"]
+    assert events and all(isinstance(e, ProgressEvent) and e.phase == "train" for e in events)
+    assert [e.done for e in events] == sorted(e.done for e in events) and events[-1].fraction == 1.0
     with pytest.raises(Cancelled):
         train_combinations(digits, COMBOS[:2], config, [0], mode=mode, progress=lambda e: False)
 

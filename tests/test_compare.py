@@ -69,9 +69,10 @@ def test_delta_m_is_the_mean_gain_and_weights_are_recorded_per_step(recorded):
 
 def test_progress_covers_every_run_and_the_result_is_json(recorded):
     result, calls, events = recorded
-    assert {e["run"] for e in events} == set(range(1, len(calls) + 1))
-    assert all(e["runs"] == len(calls) for e in events)
-    fractions = [e["fraction"] for e in events]
+    assert {e.phase for e in events} == {"compare"}
+    assert {int(e.done) for e in events} == set(range(len(calls) + 1))  # every run reports, counted in runs
+    assert all(e.total == len(calls) for e in events)
+    fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     data = json.loads(json.dumps(result.to_dict()))
     assert data["baseline_method"] == "ew"

@@ -6,7 +6,8 @@ import pytest
 
 from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
-from explorer.jobs import Job, event_fraction, format_seconds
+from explorer.jobs import Job, format_seconds
+from explorer.training.progress import ProgressEvent
 from explorer.data.tasks import encode_labels
 from explorer.training.trainer import TrainConfig, train
 
@@ -24,14 +25,14 @@ def tiny_tabular(n: int = 400) -> Dataset:
 def test_job_returns_result_and_tracks_progress():
     def work(progress):
         for i in range(1, 5):
-            assert progress({"done": i, "total": 4}) is True
+            assert progress(ProgressEvent("test", i, 4)) is True
         return "ok"
 
     job = Job(work, label="t").start()
     assert job.wait(10)
     assert job.status == "done" and job.result == "ok"
     assert job.fraction == 1.0 and job.eta == 0.0
-    assert [e["done"] for e in job.events()] == [1, 2, 3, 4]
+    assert [e.done for e in job.events()] == [1, 2, 3, 4]
 
 
 def test_cancel_really_stops_training():
@@ -41,7 +42,7 @@ def test_cancel_really_stops_training():
 
     def work(progress):
         def cb(event):
-            steps.append(event["step"])
+            steps.append(event.done)
             first_step.set()
             return progress(event)
         return train(ds, ["pos", "big"], TrainConfig(epochs=500, patience=0, batch_size=8, hidden=8), progress=cb)
@@ -71,13 +72,12 @@ def test_user_error_and_bug_are_reported_not_raised():
 
 def test_fraction_and_eta():
     assert Job(lambda progress: None).eta is None  # nothing done yet: no estimate
-    assert event_fraction({"step": 5, "total_steps": 20}) == 0.25
-    assert event_fraction({"fraction": 0.5}) == 0.5
-    assert event_fraction({"epoch": 1}) is None
+    assert ProgressEvent("train", 5, 20).fraction == 0.25
+    assert ProgressEvent("train", 0, 0).fraction == 1.0  # nothing to do is done
     gate = threading.Event()
 
     def work(progress):
-        progress({"done": 1, "total": 4})
+        progress(ProgressEvent("test", 1, 4))
         gate.wait(5)
 
     job = Job(work).start()

@@ -9,6 +9,7 @@ from explorer.cli import main
 from explorer.datasets import load_dataset
 from explorer.errors import Cancelled, ExplorerError
 from explorer.relatedness.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
+from explorer.training.progress import emit
 from explorer.training.trainer import TrainConfig
 from explorer.relatedness import adaptive
 
@@ -42,8 +43,7 @@ class FakeTrainer:
         from explorer.relatedness.combos import ComboRun
         self.calls.append({"combinations": list(combinations), "seeds": list(seeds), "mode": mode,
                            "train_size": config.train_size, "method": config.method})
-        if progress is not None and progress({"done": 1, "total": 1, "label": "fake"}) is False:
-            raise Cancelled("cancelled")
+        emit(progress, "train", 1, 1, "fake")
         return [ComboRun(tuple(c), s, {t: {"primary": "macro_f1", "macro_f1": 0.5 + 0.01 * len(c) + 0.001 * s,
                                            "n": 10} for t in c}, 1, [])
                 for s in seeds for c in combinations]
@@ -163,8 +163,9 @@ def test_progress_is_monotone_and_can_cancel(fake, digits):
     events = []
     run_sweep(digits, ["digit", "even"], seeds=1, affinity=False, train_sizes=[0.1, 1.0],
               progress=lambda e: events.append(e))
-    dones = [e["done"] for e in events]
-    assert dones == sorted(dones) and dones[-1] == pytest.approx(events[-1]["total"])
+    dones = [e.done for e in events]
+    assert dones == sorted(dones) and dones[-1] == pytest.approx(events[-1].total)
+    assert {e.phase for e in events} == {"sweep"}
     with pytest.raises(Cancelled):
         run_sweep(digits, ["digit", "even"], seeds=1, affinity=False, progress=lambda e: False)
 
@@ -201,7 +202,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert "adaptive seeds (effect that matters ±2 %, up to 3 seeds)" in text.out
     assert all(n in (2, 3) for row in data["pair_seeds"] for n in row if n is not None)
     assert {r for row in data["pair_stop"] for r in row if r} <= set(ADAPTIVE_REASONS)
-    assert "sweep [" in text.err  # the progress bar
+    assert "sweep: 100%|" in text.err  # the progress bar
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -236,7 +237,7 @@ def test_reuse_store_takes_stored_baselines_instead_of_training_them(digits, mon
 
     trained.clear()
     totals = []
-    second = run_sweep(digits, ["digit", "even"], reuse_store=True, progress=lambda e: totals.append(e["total"]),
+    second = run_sweep(digits, ["digit", "even"], reuse_store=True, progress=lambda e: totals.append(e.total),
                        **kwargs)
     assert sorted(trained) == sorted([(("digit",), 1), (("even",), 0), (("even",), 1),
                                       (("digit", "even"), 0), (("digit", "even"), 1)])  # digit seed 0 is stored

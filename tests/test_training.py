@@ -47,10 +47,10 @@ def test_early_stopping_keeps_best_epoch():
 def test_progress_callback_reports_and_cancels():
     events = []
     train(tiny_digits(), ["even"], TrainConfig(epochs=1, hidden=8), progress=events.append)
-    assert events and events[-1]["step"] == len(events)
-    assert {"step", "total_steps", "epoch", "epochs", "losses"} <= set(events[0])
+    assert events and events[-1].done == len(events) == events[-1].total  # one event per step, in steps
+    assert events[0].phase == "train" and set(events[0].losses) == {"even"} and "epoch 1/1" in events[0].message
     with pytest.raises(Cancelled):
-        train(tiny_digits(), ["even"], TrainConfig(epochs=2, hidden=8), progress=lambda e: e["step"] < 3)
+        train(tiny_digits(), ["even"], TrainConfig(epochs=2, hidden=8), progress=lambda e: e.done < 3)
 
 
 @pytest.mark.parametrize("bad, message", [

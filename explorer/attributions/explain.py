@@ -15,7 +15,7 @@ same length, the training means with no category set, or a blank image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,10 +23,11 @@ import torch
 from scipy.stats import spearmanr
 
 from explorer.attributions import get_method, group_index
-from explorer.errors import Cancelled, ExplorerError
+from explorer.errors import ExplorerError
 from explorer.store.predict import Predictor
 from explorer.data.preprocess import UNK, tokenize
 from explorer.data.tasks import Task
+from explorer.training.progress import Progress, emit
 
 N_STEPS = 50          # one input: on news |delta| is ~0.1 % of f(x) - f(baseline) (95th percentile ~1 %)
 GLOBAL_STEPS = 16     # per row when averaging many rows: on news |scores| within ~0.5 % (L1) of 300 steps
@@ -179,7 +180,7 @@ def explain_image(subject, image, tasks: list[str] | None = None, target=None, m
 def global_importance(subject, data, method: str | None = None, n_rows: int = 200,
                       tasks: list[str] | None = None, part: str = "test", seed: int = 0,
                       batch_size: int = 16, n_steps: int | None = None, top_k: int = 30,
-                      min_count: int = 3, progress: Callable[[int, int], bool | None] | None = None) -> Importance:
+                      min_count: int = 3, progress: Progress | None = None) -> Importance:
     """Mean |attribution| per task and feature over a sample of rows, each explained for its predicted class.
 
     ``data`` is a Dataset (rows are sampled from its ``part`` split, made with
@@ -190,8 +191,8 @@ def global_importance(subject, data, method: str | None = None, n_rows: int = 20
 
     Rows are explained ``batch_size`` at a time (a text chunk is padded to its
     longest document), and Captum integrates in batches of INTERNAL_BATCH
-    rows x steps. ``progress(done, total)`` is called after each chunk;
-    returning False stops the work with ``Cancelled``.
+    rows x steps. ``progress`` gets a ``ProgressEvent`` (phase "explain", in rows)
+    after each chunk; returning False stops the work with ``Cancelled``.
     """
     p = as_predictor(subject)
     modality = p.preprocessor.modality
@@ -224,8 +225,7 @@ def global_importance(subject, data, method: str | None = None, n_rows: int = 20
                     counts = (counts if counts is not None else 0) + torch.bincount(x.flatten(), minlength=vocab)
             else:
                 totals[name] = totals.get(name, 0) + scores.reshape(len(x), -1).sum(0).double()
-        if progress is not None and progress(min(start + batch_size, n), n) is False:
-            raise Cancelled("attribution cancelled")
+        emit(progress, "explain", min(start + batch_size, n), n, "rows explained")
     if modality == "text":
         return _word_importance(p, names, totals, counts, info.name, n, top_k, min_count)
     matrix = np.stack([(totals[t] / n).numpy() for t in names])

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+
+from tqdm import tqdm
 
 from explorer.data.dataset import Dataset
 from explorer.datasets import DEFAULT, load_dataset, names
 from explorer.errors import ExplorerError
+from explorer.training.progress import ProgressEvent
 from explorer.training.trainer import DEFAULT_LR, TrainConfig
 
 
@@ -88,33 +90,31 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr with elapsed and remaining time."""
+    """The CLI's progress callback: a tqdm bar on stderr, drawn from the first event on.
 
-    def __init__(self, label: str = "", stream=None, width: int = 28):
-        self.label, self.stream, self.width = label, stream or sys.stderr, width
-        self.start = time.perf_counter()
-        self.last = 0.0
+    Drawn lazily, so a request rejected before any work prints its one error
+    line and no empty bar. Takes ``ProgressEvent``s only (see
+    ``explorer.training.progress``); never cancels.
+    """
 
-    def update(self, done: float, total: float, extra: str = "") -> None:
-        now = time.perf_counter()
-        if done < total and now - self.last < 0.1:
-            return  # redraw at most ten times a second
-        self.last = now
-        share = min(1.0, done / total) if total else 1.0
-        elapsed = now - self.start
-        eta = elapsed / share - elapsed if share > 0 else 0.0
-        bar = "#" * int(share * self.width)
-        self.stream.write(f"\r{self.label} [{bar:<{self.width}}] {share:4.0%} "
-                          f"{elapsed:5.1f}s elapsed, ~{eta:4.0f}s left {extra}   ")
-        self.stream.flush()
+    FORMAT = "{desc}: {percentage:3.0f}%|{bar:28}| {elapsed}<{remaining} {postfix}"
 
-    def __call__(self, event: dict) -> None:
-        losses = " ".join(f"{k}={v:.3f}" for k, v in event.get("losses", {}).items())
-        self.update(event["step"], event["total_steps"], f"epoch {event['epoch']}/{event['epochs']} {losses}")
+    def __init__(self, label: str = "", stream=None):
+        self.label, self.stream = label, stream or sys.stderr
+        self.bar: tqdm | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=event.total, desc=self.label, file=self.stream, bar_format=self.FORMAT,
+                            dynamic_ncols=True)
+        losses = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items())
+        self.bar.set_postfix_str(" ".join(p for p in (event.message, losses) if p), refresh=False)
+        self.bar.total = event.total
+        self.bar.update(event.done - self.bar.n)  # tqdm itself throttles the redraws
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def print_json(data) -> None:

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         bar = ProgressBar("bench --load")
         try:
             result = load_slowdown(dataset, args.tasks, args.epochs, args.seeds or 3, size, args.device, args.load,
-                                   progress=lambda e: bar.update(e["done"], e["total"], e["label"]))
+                                   progress=bar)
         finally:
             bar.close()
         print(format_load(result), file=sys.stderr)
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     bar = ProgressBar("bench")
     try:
         result = run_bench(dataset, args.tasks, args.epochs, args.seeds or 1, size, args.device, modes,
-                           progress=lambda e: bar.update(e["done"], e["total"], e["label"]))
+                           progress=bar)
     finally:
         bar.close()
     print(format_table(result), file=sys.stderr)

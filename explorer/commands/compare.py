@@ -37,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     bar = ProgressBar("compare")
     try:
-        result = compare_methods(dataset, tasks, methods, seeds=args.seeds, config=config,
-                                 progress=lambda e: bar.update(e["fraction"], 1.0, f"{e['run']}/{e['runs']} {e['label']}"))
+        result = compare_methods(dataset, tasks, methods, seeds=args.seeds, config=config, progress=bar)
     finally:
         bar.close()
     data = result.to_dict()

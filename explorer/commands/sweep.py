@@ -157,24 +157,17 @@ def run(args: argparse.Namespace) -> int:
             check_writable(path)  # before the sweep, not after it
     dataset = load_from_args(args, tasks)
     config = config_from_args(args)
-    bars: list[ProgressBar] = []  # drawn from the first event on, so a rejected request prints one line
-
-    def progress(event: dict) -> None:
-        if not bars:
-            bars.append(ProgressBar("sweep"))
-        bars[0].update(event["done"], event["total"], event.get("label", ""))
-
+    bar = ProgressBar("sweep")
     try:
         report = run_sweep(dataset, tasks, order=args.order, seeds=args.seeds, config=config, mode=args.mode,
                            train_sizes=_sizes(args.train_fraction), affinity=not args.no_affinity,
                            surrogate_subsets=args.surrogate_subsets,
-                           progress=progress, controls=args.controls, max_seeds=args.max_seeds,
+                           progress=bar, controls=args.controls, max_seeds=args.max_seeds,
                            effect=args.effect, budget_seconds=args.budget_seconds,
                            budget_models=args.budget_models,
                            backend=args.backend, address=args.address)
     finally:
-        for bar in bars:
-            bar.close()
+        bar.close()
     save_report(report, args.out)
     written = [args.out]
     if args.html:

@@ -43,7 +43,8 @@ from explorer.data.dataset import Dataset
 from explorer.data.tasks import Task
 from explorer.errors import ExplorerError
 from explorer.training.hooks import Callback, Step
-from explorer.training.trainer import Prepared, Progress, TrainConfig, prepare, task_loss, train
+from explorer.training.progress import Progress, within
+from explorer.training.trainer import Prepared, TrainConfig, prepare, task_loss, train
 
 ESTIMATES = ("lookahead", "grad_dot", "grad_cosine", "conflict_share")
 # What each estimate is, in one line (the report and the page show it).
@@ -197,8 +198,7 @@ def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig
     ``prepared`` (from ``explorer.training.trainer.prepare``) may hold more tasks than
     ``tasks``; it is reused to save preprocessing in a sweep. ``max_measurements``
     bounds the measurement cost (``every`` is widened to fit). ``progress``
-    receives ``{"done", "total", "label", "epoch", "epochs"}`` (steps); returning
-    False cancels with ``Cancelled``. The model trains exactly as ``train`` trains
+    receives a ``ProgressEvent`` per step; returning False cancels with ``Cancelled``. The model trains exactly as ``train`` trains
     it (same loop, seed, early stopping): the estimates describe that run.
     """
     config = (config or TrainConfig()).resolve(dataset.modality)
@@ -220,12 +220,8 @@ def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig
     every = measurement_interval(every, steps_per_epoch * config.epochs, max_measurements)
     callback = AffinityCallback(task_list, every)
 
-    def forward(event: dict) -> bool | None:
-        return progress({"done": event["step"], "total": event["total_steps"], "label": "affinity run",
-                         "epoch": event["epoch"], "epochs": event["epochs"]})
-
     start = time.perf_counter()
-    result = train(dataset, names, config, progress=forward if progress else None, prepared=sub,
+    result = train(dataset, names, config, progress=within(progress, 0, 1, 1, "affinity", "affinity run"), prepared=sub,
                    callbacks=[callback])
     return {**callback.result(), "lookahead_optimiser": "Adam", "lookahead_lr": config.lr,
             "epochs": len(result.history), "seconds": time.perf_counter() - start, "device": result.device}

@@ -2,22 +2,19 @@
 
 A sweep (singles, pairs, ...) trains every combination with several seeds. Both
 modes of ``explorer.training.batched.train_combinations`` return one ``ComboRun`` per
-(combination, seed); this module holds that type, the progress plumbing, and
+(combination, seed); this module holds that type, the views of the prepared data, and
 the reference mode that calls ``explorer.training.trainer.train`` once per model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from explorer.data.dataset import Dataset
-from explorer.errors import Cancelled, ExplorerError
+from explorer.errors import ExplorerError
 from explorer.training.metrics import majority_baseline
+from explorer.training.progress import Progress, emit, within
 from explorer.training.trainer import Prepared, TrainConfig, TrainResult, prepare, train
 from models import MultiTaskModel
-
-Progress = Callable[[dict], "bool | None"]
-
 
 @dataclass
 class ComboRun:
@@ -69,12 +66,6 @@ def label(combo: tuple[str, ...], seed: int) -> str:
     return f"{'+'.join(combo)} seed {seed}"
 
 
-def report(progress: Progress | None, done: int, total: int, text: str, epoch: int, epochs: int) -> None:
-    if progress is not None and progress({"done": done, "total": total, "label": text,
-                                          "epoch": epoch, "epochs": epochs}) is False:
-        raise Cancelled("sweep cancelled")
-
-
 def prepare_union(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
                   prepared: Prepared | None) -> Prepared:
     union = task_union(combinations)
@@ -106,25 +97,18 @@ def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], conf
                      prepared: Prepared | None = None, keep_models: bool = False) -> list[ComboRun]:
     """One ``explorer.training.trainer.train`` per (seed, combination): the reference the batched mode must match."""
     prepared = prepare_union(dataset, combinations, config, prepared)
-    total = len(seeds) * len(combinations) * config.epochs  # in epochs; early stopping jumps ahead
+    total = len(seeds) * len(combinations)  # in models; each model's own events fill its share
     runs: list[ComboRun] = []
     for seed in seeds:
         seeded = replace(config, seed=seed)
         for combo in combinations:
-            done_before = len(runs) * config.epochs
             text = label(combo, seed)
-
-            def inner(event: dict, done_before=done_before, text=text) -> bool:
-                # called every step (so cancelling is prompt), counted in epochs of the whole sweep
-                report(progress, done_before + event["epoch"] - 1, total, text, event["epoch"], event["epochs"])
-                return True
-
-            report(progress, done_before, total, text, 0, config.epochs)
-            result = train(dataset, list(combo), seeded, progress=inner if progress else None,
+            emit(progress, "train", len(runs), total, text)
+            result = train(dataset, list(combo), seeded, progress=within(progress, len(runs), 1, total, prefix=text),
                            prepared=restrict(prepared, combo))
             history = [{"epoch": h["epoch"], "train": h["train"], "val": h["val"]} for h in result.history]
             runs.append(ComboRun(combo, seed, result.metrics, result.best_epoch, history,
                                  model=result.model if keep_models else None, seconds=result.seconds,
                                  device=result.device))
-    report(progress, total, total, "done", config.epochs, config.epochs)
+    emit(progress, "train", total, total, "done")
     return runs

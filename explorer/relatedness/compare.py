@@ -21,7 +21,8 @@ from explorer.relatedness.gains import Gain, delta_m, gain_stats, relative_gain
 from explorer.methods import REGISTRY, get_method, names
 from explorer.training.metrics import primary
 from explorer.store.runs import stored_runs
-from explorer.training.trainer import Progress, TrainConfig, TrainResult, prepare, train
+from explorer.training.progress import Progress, within
+from explorer.training.trainer import TrainConfig, TrainResult, prepare, train
 
 BASELINE_METHOD = "ew"
 
@@ -114,8 +115,8 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
     """Train the single-task baselines and the combination under each method; gains per method.
 
     Seeds 0..seeds-1 change initialisation and batch order; the split stays
-    ``config.split_seed``. ``progress`` gets each training event plus ``run``,
-    ``runs``, ``label`` and ``fraction`` (of all runs); returning False cancels.
+    ``config.split_seed``. ``progress`` gets ``ProgressEvent``s (phase "compare") over
+    all the runs; returning False cancels.
 
     ``keep_models`` keeps the first seed's TrainResults in ``comparison.models``
     (single-task baselines under ``BASELINE_METHOD``, the combination under each
@@ -136,17 +137,9 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
     def fit(task_names: list[str], method: str, seed: int, prepared) -> TrainResult:
         nonlocal done
         done += 1
-        label = f"{method} {'+'.join(task_names)} seed {seed}"
-        run = done
-
-        def forward(event: dict):
-            if progress is None:
-                return None
-            share = min(1.0, event["step"] / max(event["total_steps"], 1))
-            return progress({**event, "run": run, "runs": runs, "label": label,
-                             "fraction": (run - 1 + share) / runs})
-
-        return train(dataset, task_names, replace(config, method=method, seed=seed), progress=forward, prepared=prepared)
+        label = f"{method} {'+'.join(task_names)} seed {seed} ({done}/{runs})"
+        return train(dataset, task_names, replace(config, method=method, seed=seed),
+                     progress=within(progress, done - 1, 1, runs, "compare", label), prepared=prepared)
 
     single: dict[str, list[float]] = {}
     metric: dict[str, str] = {}

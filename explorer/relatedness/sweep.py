@@ -15,7 +15,7 @@ import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from explorer.methods import names as method_names
 from explorer.store.runs import stored_runs
 from explorer.training.metrics import majority_baseline, primary
 from explorer.training.threads import training_threads
+from explorer.training.progress import Progress, within
 from explorer.training.trainer import TrainConfig, prepare
 from explorer.relatedness.transfer import Transfer, combo_key, higher_order, transfer_from_runs
 
@@ -90,8 +91,6 @@ def affinity_every(n_tasks: int) -> int:
     """
     return max(5, math.ceil(2.5 * n_tasks))
 
-
-Progress = Callable[[dict], "bool | None"]
 
 
 def combinations_for(tasks: Sequence[str], order: int = 2) -> list[tuple[str, ...]]:
@@ -324,17 +323,8 @@ class _Phases:
         self.total = sum(c for _, c in costs) or 1.0
 
     def phase(self, index: int) -> Progress | None:
-        if self.progress is None:
-            return None
         name, cost = self.costs[index]
-        done_before = sum(c for _, c in self.costs[:index])
-
-        def inner(event: dict) -> bool | None:
-            share = event["done"] / event["total"] if event.get("total") else 0.0
-            return self.progress({"done": done_before + cost * min(1.0, share), "total": self.total,
-                                  "label": f"{name}: {event.get('label', '')}", "phase": name,
-                                  "epoch": event.get("epoch"), "epochs": event.get("epochs")})
-        return inner
+        return within(self.progress, sum(c for _, c in self.costs[:index]), cost, self.total, "sweep", name)
 
 
 # --- the sweep --------------------------------------------------------------------------------------------
@@ -358,8 +348,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     for i < ``seeds``. ``train_sizes`` (fractions of the training pool or row
     counts) repeats the pairwise sweep at each size on the same validation and
     test rows; the largest size gives the report's main figures, the others go
-    to ``by_fraction``. ``progress`` receives ``{"done", "total", "label",
-    "phase", "epoch", "epochs"}``; returning False cancels (``Cancelled``).
+    to ``by_fraction``. ``progress`` receives ``ProgressEvent``s (phase "sweep") over the
+    whole sweep; returning False cancels (``Cancelled``).
 
     ``reuse_store`` takes a single-task baseline's test scores from the run
     store (``explorer.store.runs``) when a run with the same data, task, split,
@@ -552,11 +542,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
 def _more_seeds_progress(progress: Progress | None, total: float) -> Progress | None:
     """The adaptive rounds' progress: their length is not known in advance, so the bar stays full and the
     label says what is training (cancelling still works)."""
-    if progress is None:
-        return None
-    return lambda event: progress({"done": total, "total": total, "phase": "adaptive seeds",
-                                   "label": f"more seeds for undecided cells: {event.get('label', '')}",
-                                   "epoch": event.get("epoch"), "epochs": event.get("epochs")})
+    return within(progress, total, 0, total, "sweep", "more seeds for undecided cells")
 
 
 def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra,

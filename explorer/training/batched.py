@@ -22,14 +22,15 @@ import time
 import torch
 import torch.nn.functional as F
 
-from explorer.relatedness.combos import (ComboRun, Progress, normalise_combinations, prepare_union, report, restrict,
-                             train_sequential)
+from explorer.relatedness.combos import (ComboRun, normalise_combinations, prepare_union, restrict,
+                                         train_sequential)
 from explorer.data.dataset import Dataset
 from explorer.training.device import describe, resolve_device
 from explorer.training.hooks import Callback, Epoch, Step, fit
 from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.training.metrics import task_metrics
+from explorer.training.progress import Progress, emit
 from explorer.training.sparse_adam import EmbeddingAdam
 from explorer.training.trainer import Prepared, TrainConfig, decode_predictions, model_spec
 from models import MultiTaskModel
@@ -236,7 +237,7 @@ class _SweepProgress(Callback):
         self.progress, self.text, self.epochs = progress, text, epochs
 
     def on_step(self, step: Step) -> None:
-        report(self.progress, step.index, step.total, self.text, step.epoch, self.epochs)
+        emit(self.progress, "train", step.index, step.total, f"{self.text} · epoch {step.epoch}/{self.epochs}")
 
 
 def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig, seeds: list[int],
@@ -266,7 +267,7 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
             model = slot_model(stack, c, restrict(prepared, combo), config) if keep_models else None
             runs.append(ComboRun(combo, seed, metrics, stopping.best_epoch[c], stopping.histories[c], model=model,
                                  seconds=seconds, device=describe(device)))
-    report(progress, total, total, "done", config.epochs, config.epochs)
+    emit(progress, "train", total, total, "done")
     return runs
 
 

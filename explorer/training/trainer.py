@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -22,12 +21,12 @@ from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.methods import get_method
 from explorer.training.metrics import majority_baseline, task_metrics
+from explorer.training.progress import Progress, ProgressEvent
 from explorer.data.preprocess import Preprocessor, fit_preprocessor
 from explorer.data.tasks import Task, has_label
 from models import ModelSpec, MultiTaskModel
 from models.seeded import seed_model, unseed_dropout
 
-Progress = Callable[[dict], "bool | None"]
 # Adam step sizes per modality, chosen so the best validation epoch sits inside the 10-epoch run
 # (python -m scripts.seed_spread DATASET --seeds 5 --lr X; numbers in README "How the numbers are
 # made"). Text at 2e-2 overfit by epoch 1-2 (news seed std 0.048); at 3e-3 the best epochs are 2-9
@@ -217,9 +216,8 @@ class ProgressHook(Callback):
         self.progress, self.epochs = progress, epochs
 
     def on_step(self, step: Step) -> bool | None:
-        return self.progress({"step": step.index, "total_steps": step.total, "epoch": step.epoch,
-                              "epochs": self.epochs, "losses": {k: v.item() for k, v in step.losses.items()},
-                              "weights": step.weights})
+        return self.progress(ProgressEvent("train", step.index, step.total, f"epoch {step.epoch}/{self.epochs}",
+                                           {k: v.item() for k, v in step.losses.items()}))
 
 
 @training_threads()  # one thread per job: proportional slowdown under load, same numbers

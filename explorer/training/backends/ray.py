@@ -26,8 +26,9 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import ray  # noqa: E402  (only this module imports Ray, and only when the backend is chosen)
 
-from explorer.errors import Cancelled, ExplorerError  # noqa: E402
+from explorer.errors import ExplorerError  # noqa: E402
 from explorer.training.backends import Backend, check_address  # noqa: E402
+from explorer.training.progress import emit  # noqa: E402
 
 NAME = "ray"
 HELP = "train on a Ray cluster (--address) or a local Ray runtime on this machine"
@@ -193,9 +194,7 @@ class RayBackend(Backend):
 
     @staticmethod
     def _report(progress, done: int, total: int, size: str) -> None:
-        if progress is not None and progress({"done": done, "total": total, "label": f"{done}/{total} slots on {size}",
-                                              "cluster": size}) is False:
-            raise Cancelled("sweep cancelled")
+        emit(progress, "train", done, total, f"{done}/{total} slots on {size}")
 
 
 def _get(ref) -> list[dict]:
