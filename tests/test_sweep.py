@@ -165,7 +165,6 @@ def test_progress_is_monotone_and_can_cancel(fake, digits):
               progress=lambda e: events.append(e))
     dones = [e.done for e in events]
     assert dones == sorted(dones) and dones[-1] == pytest.approx(events[-1].total)
-    assert {e.phase for e in events} == {"sweep"}
     with pytest.raises(Cancelled):
         run_sweep(digits, ["digit", "even"], seeds=1, affinity=False, progress=lambda e: False)
 
@@ -265,7 +264,7 @@ def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, d
     surrogate = r.estimates["surrogate"]
     assert sorted(surrogate["fitted_on"]) == sorted("+".join(c) for c in subsets["combinations"])
     assert surrogate["held_out"]["n_cells"] > 0 and "digit+even+ge5+prime" in surrogate["predicted"]
-    assert "surrogate subsets" in {e["phase"] for e in events}
+    assert "surrogate subsets" in {e.phase for e in events}
     # every phase is timed beside its share of the progress bar, so the weights can be checked
     assert [p["phase"] for p in r.phase_seconds][-2:] == ["surrogate subsets", "affinity"]
     assert sum(p["progress_share"] for p in r.phase_seconds) == pytest.approx(1.0)

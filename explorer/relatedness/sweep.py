@@ -324,7 +324,7 @@ class _Phases:
 
     def phase(self, index: int) -> Progress | None:
         name, cost = self.costs[index]
-        return within(self.progress, sum(c for _, c in self.costs[:index]), cost, self.total, "sweep", name)
+        return within(self.progress, sum(c for _, c in self.costs[:index]), cost, self.total, name, name)
 
 
 # --- the sweep --------------------------------------------------------------------------------------------
@@ -348,7 +348,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     for i < ``seeds``. ``train_sizes`` (fractions of the training pool or row
     counts) repeats the pairwise sweep at each size on the same validation and
     test rows; the largest size gives the report's main figures, the others go
-    to ``by_fraction``. ``progress`` receives ``ProgressEvent``s (phase "sweep") over the
+    to ``by_fraction``. ``progress`` receives ``ProgressEvent``s (phase: the sweep's part) over the
     whole sweep; returning False cancels (``Cancelled``).
 
     ``reuse_store`` takes a single-task baseline's test scores from the run
@@ -542,7 +542,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
 def _more_seeds_progress(progress: Progress | None, total: float) -> Progress | None:
     """The adaptive rounds' progress: their length is not known in advance, so the bar stays full and the
     label says what is training (cancelling still works)."""
-    return within(progress, total, 0, total, "sweep", "more seeds for undecided cells")
+    return within(progress, total, 0, total, "adaptive seeds", "more seeds for undecided cells")
 
 
 def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra,
