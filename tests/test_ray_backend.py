@@ -52,8 +52,8 @@ def local_report(digits):
 def test_ray_report_is_the_local_report(cluster, digits, local_report):
     events = []
     assert _report(digits, backend="ray", progress=events.append) == local_report
-    assert any("2 workers, 2 CPUs, 0 GPUs" in e["label"] for e in events)  # the cluster's size is shown
-    assert events[-1]["done"] == pytest.approx(events[-1]["total"])
+    assert any("2 workers, 2 CPUs, 0 GPUs" in e.message for e in events)  # the cluster's size is shown
+    assert events[-1].done == pytest.approx(events[-1].total)
 
 
 def test_killed_worker_is_retried_to_the_same_report(cluster, digits, local_report):
