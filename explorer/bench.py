@@ -334,7 +334,7 @@ def _same_runs(a: list, b: list) -> bool:
 
 
 def backend_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 2, train_size: float = 1.0,
-                  workers: int = 2, address: str | None = None, progress=None) -> dict:
+                  workers: int = 2, address: str | None = None, progress: Progress | None = None) -> dict:
     """The batched pairwise sweep in this process, then on Ray (a local runtime of ``workers`` CPUs, or
     the cluster at ``address``) with the same seeds: the seconds of each, their ratio, and whether the
     runs came out identical. Ray's start and its workers' first imports are timed apart (once per cluster,
@@ -351,7 +351,8 @@ def backend_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: in
                  "train_rows": len(prepared.x["train"]), "cpus": os.cpu_count(),
                  "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
     t0 = time.perf_counter()
-    local = train_combinations(dataset, combos, config, seed_list, prepared=prepared, progress=progress)
+    local = train_combinations(dataset, combos, config, seed_list, prepared=prepared,
+                               progress=within(progress, 0, 1, 2, "bench", "local"))
     out["local_seconds"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     if address:
@@ -365,7 +366,8 @@ def backend_bench(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: in
     backend.warm_up()
     out["ray_warm_up_seconds"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    remote = backend.train_combinations(dataset, combos, config, seed_list, prepared=prepared, progress=progress)
+    remote = backend.train_combinations(dataset, combos, config, seed_list, prepared=prepared,
+                                        progress=within(progress, 1, 1, 2, "bench", "ray"))
     out["ray_seconds"] = round(time.perf_counter() - t0, 2)
     out["ratio"] = round(out["ray_seconds"] / out["local_seconds"], 3)  # < 1: Ray is faster
     out["identical"] = _same_runs(local, remote)
@@ -381,7 +383,7 @@ def format_backend(result: dict) -> str:
 
 
 def gpu_check(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 2, train_size: float = 1.0,
-              progress=None) -> dict | None:
+              progress: Progress | None = None) -> dict | None:
     """The batched pairwise sweep on CUDA and on the CPU with the same seeds: the largest absolute difference
     of the gains (percentage points) and the speed ratio. None without a CUDA device."""
     from explorer.relatedness.transfer import transfer_from_runs
@@ -392,12 +394,13 @@ def gpu_check(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
     out: dict = {"dataset": dataset.name, "tasks": tasks, "models": len(combos) * seeds,
                  "cuda": torch.cuda.get_device_name(0)}
     gains = {}
-    for device in ("cpu", "cuda"):
+    for index, device in enumerate(("cpu", "cuda")):
         config = TrainConfig(epochs=epochs, patience=0, train_size=train_size,
                              device=device).resolve(dataset.modality)
         prepared = prepare(dataset, tasks, config)
         t0 = time.perf_counter()
-        runs = train_combinations(dataset, combos, config, list(range(seeds)), prepared=prepared, progress=progress)
+        runs = train_combinations(dataset, combos, config, list(range(seeds)), prepared=prepared,
+                                  progress=within(progress, index, 1, 2, "bench", device))
         if device == "cuda":
             torch.cuda.synchronize()
         out[f"{device}_seconds"] = round(time.perf_counter() - t0, 2)

@@ -63,13 +63,12 @@ def run(args: argparse.Namespace) -> int:
     if args.gpu_check or args.backend == "ray":
         from explorer.bench import backend_bench, format_backend, gpu_check
         bar = ProgressBar("bench")
-        update = lambda e: bar.update(e["done"], e["total"], e.get("label", ""))  # noqa: E731
         try:
             if args.gpu_check:
-                result = gpu_check(dataset, args.tasks, args.epochs, args.seeds or 2, size, progress=update)
+                result = gpu_check(dataset, args.tasks, args.epochs, args.seeds or 2, size, progress=bar)
             else:
                 result = backend_bench(dataset, args.tasks, args.epochs, args.seeds or 2, size, args.workers,
-                                       args.address, progress=update)
+                                       args.address, progress=bar)
         finally:
             bar.close()
         if not args.gpu_check:
