@@ -61,7 +61,3 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x))
-
-
-def build_model(spec: ModelSpec) -> MultiTaskModel:
-    return MultiTaskModel(spec)

@@ -46,12 +46,9 @@ def _gain_record(report, task: str, partner: str) -> dict | None:
     return None
 
 
-def _cell_size(n: int) -> int:
-    """Marker size in pixels that roughly outlines one cell.
-
-    Constant because the figure's height grows 70 px per task, so a cell keeps about the same size.
-    """
-    return 50
+# Marker size in pixels that roughly outlines one cell: constant, because the figure's height
+# grows 70 px per task, so a cell keeps about the same size.
+CELL_SIZE = 50
 
 
 def _heatmap(tasks: Sequence[str], values: list[list], *, text: list[list[str]], hover: list[list[str]],
@@ -125,7 +122,7 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
                             f"{_fmt(cell(pair_mde, i, j), '.1f')}<br>"
                             f"verdict: {VERDICT_WORDS.get(ver, ver)}")
     fig = _heatmap(tasks, gain, text=text, hover=hover, colorbar_title="gain %")
-    size = _cell_size(len(tasks))
+    size = CELL_SIZE
     for ver, style in MARK.items():
         cells = [(b, a) for i, a in enumerate(tasks) for j, b in enumerate(tasks)
                  if i != j and verdict[i][j] == ver]

@@ -20,11 +20,11 @@ from explorer.errors import ExplorerError
 from explorer.relatedness.gains import Gain, delta_m, gain_stats, relative_gain
 from explorer.methods import REGISTRY, get_method, names
 from explorer.training.metrics import primary
+from explorer.relatedness.sweep import BASELINE_METHOD
 from explorer.store.runs import stored_runs
 from explorer.training.progress import Progress, within
 from explorer.training.trainer import TrainConfig, TrainResult, prepare, train
 
-BASELINE_METHOD = "ew"
 
 
 @dataclass

@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import special, stats
 
-VERDICTS = ("positive", "negative", "unclear")
 POWER = 0.8
 
 

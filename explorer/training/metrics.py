@@ -6,9 +6,6 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 
 from explorer.data.tasks import Task, has_label
 
-HIGHER_IS_BETTER = {"macro_f1": True, "accuracy": True, "r2": True, "mae": False}
-
-
 def task_metrics(task: Task, y_true: np.ndarray, prediction: np.ndarray) -> dict:
     """Metrics on the rows that have a label.
 
