@@ -76,3 +76,23 @@ def test_too_many_tasks_with_controls(digits):
     with pytest.raises(ExplorerError, match="5 tasks and 4 control"):
         run_sweep(digits, five, seeds=1, controls=["shuffled:digit", "noisy:digit", "shuffled:even", "noisy:even"],
                   config=TrainConfig(epochs=1))
+
+
+def test_csv_sweep_with_a_shuffled_control_on_real_tabular_data(tmp_path, capsys):
+    """The CSV path on data the built-ins do not ship: sklearn's wine measurements, four label columns."""
+    from sklearn.datasets import load_wine
+    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
+    csv = tmp_path / "wine.csv"
+    frame.to_csv(csv, index=False)
+    labels = ["cultivar", "alcohol", "proline", "hue"]
+    features = [c for c in frame.columns if c not in labels]
+    out = tmp_path / "r.json"
+    code = main(["sweep", "--csv", str(csv), "--feature-cols", ",".join(features), "--tasks", ",".join(labels),
+                 "--controls", "shuffled", "--seeds", "2", "--max-seeds", "3", "--epochs", "2", "--hidden", "16",
+                 "--no-affinity", "--out", str(out)])
+    assert code == 0
+    rep = sweep.load_report(out)
+    assert rep.controls == ["shuffled:cultivar"] and rep.tasks[-1] == "shuffled:cultivar"
+    assert untrustworthy(rep) == []  # the shuffled control is never positive
+    assert "shuffled:cultivar" in rep.at_chance
+    assert "controls: shuffled:cultivar (no shuffled control positive)" in capsys.readouterr().out
