@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.multitask import MultiTaskModel
+from models.multitask import MultiTaskModel, head_key
 from models.seeded import dropout_mask
 
 
@@ -156,8 +156,8 @@ class StackedModel(nn.Module):
                 out[f"encoder.mlp.{op[2]}.bias"] = self.biases[op[1]].detach()[slot].clone()
         for name in tasks if tasks is not None else self.heads:
             sl = self.head_slices[name]
-            out[f"heads.{name}.weight"] = self.head_weight.detach()[slot, sl].clone()
-            out[f"heads.{name}.bias"] = self.head_bias.detach()[slot, sl].clone()
+            out[f"heads.{head_key(name)}.weight"] = self.head_weight.detach()[slot, sl].clone()
+            out[f"heads.{head_key(name)}.bias"] = self.head_bias.detach()[slot, sl].clone()
         return out
 
 

@@ -79,7 +79,7 @@ def load_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> 
 def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     size = args.train_size
     values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
-                  patience=args.patience, train_size=int(size) if size > 1 else size,
+                  patience=args.patience, train_size=int(size) if size > 1 and float(size).is_integer() else size,
                   split_seed=args.split_seed, device=args.device)
     if hasattr(args, "seed"):
         values["seed"] = args.seed

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print("no CUDA device: the GPU check needs one (nothing to compare on this machine)")
         return 0
     dataset = load_dataset(args.dataset)
-    size = int(args.train_size) if args.train_size > 1 else args.train_size
+    size = int(args.train_size) if args.train_size > 1 and args.train_size.is_integer() else args.train_size
     if args.gpu_check or args.backend == "ray":
         from explorer.bench import backend_bench, format_backend, gpu_check
         bar = ProgressBar("bench")

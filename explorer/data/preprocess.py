@@ -65,6 +65,21 @@ class TextPreprocessor:
         return cls(d["vocab"], d["max_len"])
 
 
+def numeric_block(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns as one float array (rows x columns), text that is not a number as NaN.
+
+    One block instead of a pandas call per column: a file with thousands of
+    columns pays the per-call overhead thousands of times otherwise.
+    """
+    if not columns:
+        return np.zeros((len(frame), 0))
+    sub = frame[columns]
+    if all(pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t) for t in sub.dtypes):
+        return sub.to_numpy(dtype=float, na_value=np.nan)
+    return np.column_stack([pd.to_numeric(sub.iloc[:, i], errors="coerce").astype(float).to_numpy()
+                            for i in range(len(columns))])
+
+
 class TabularPreprocessor:
     """Standardised numeric columns (missing -> train mean) plus one-hot categoricals."""
     modality = "tabular"
@@ -75,14 +90,16 @@ class TabularPreprocessor:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, categorical: list[str]):
-        numeric = {}
-        for c in frame.columns:
-            if c in categorical:
-                continue
-            col = pd.to_numeric(frame[c], errors="coerce").astype(float)
-            mean = float(col.mean()) if col.notna().any() else 0.0
-            std = float(col.std()) if col.notna().sum() > 1 else 1.0
-            numeric[c] = (mean, std if std > 0 else 1.0)
+        cat = set(categorical)
+        names = [c for c in frame.columns if c not in cat]
+        block = numeric_block(frame, names)
+        counts = (~np.isnan(block)).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, np.nansum(block, axis=0) / np.maximum(counts, 1), 0.0)
+            centred = np.where(np.isnan(block), 0.0, block - means)
+            stds = np.sqrt((centred ** 2).sum(axis=0) / np.maximum(counts - 1, 1))
+        stds = np.where((counts > 1) & (stds > 0), stds, 1.0)
+        numeric = {c: (float(m), float(sd)) for c, m, sd in zip(names, means, stds)}
         cats = {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in categorical}
         return cls(numeric, cats)
 
@@ -101,9 +118,11 @@ class TabularPreprocessor:
 
     def transform(self, frame: pd.DataFrame) -> torch.Tensor:
         parts = []
-        for c, (mean, std) in self.numeric.items():
-            col = pd.to_numeric(frame[c], errors="coerce").astype(float).fillna(mean).to_numpy()
-            parts.append(((col - mean) / std)[:, None])
+        if self.numeric:
+            stats = np.array(list(self.numeric.values()), dtype=float).reshape(-1, 2)
+            block = numeric_block(frame, list(self.numeric))
+            block = np.where(np.isnan(block), stats[:, 0], block)
+            parts.append((block - stats[:, 0]) / stats[:, 1])
         for c, values in self.categorical.items():
             col = frame[c].astype(str).to_numpy()
             parts.append((col[:, None] == np.array(values)[None, :]).astype(float))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.errors import ExplorerError
+from explorer.data.validation import check_finite, normalise_label
 
 Kind = Literal["binary", "multiclass", "regression"]
 KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
@@ -76,14 +77,15 @@ def encode_labels(name: str, values: pd.Series, kind: str | None = None,
                 raise ExplorerError(f"Label column '{name}' is not numeric, so it cannot be a regression "
                                     "task. Choose kind 'multiclass' or 'binary' for it.")
             values = as_num
-        y = values.astype(float).to_numpy()
+        y = check_finite(name, values.astype(float).to_numpy(), "regression target")
         if np.nanstd(y) == 0:
             raise ExplorerError(f"Label column '{name}' has a single value: there is nothing to predict.")
         return Task(name, "regression", (), description), y
     # A plain list, not a Series: ``where(..., None)`` turns None back into NaN
     # in float and string columns, and NaN would then become a class "nan".
-    labels = [None if _is_missing(v) else _label_str(v) for v in values.tolist()]
-    labels = [None if v is None or v.strip() == "" else v for v in labels]
+    # Normalised, so ' yes' and 'yes', or '1' and '1.0', are one class, not two.
+    labels = [None if _is_missing(v) else normalise_label(_label_str(v)) for v in values.tolist()]
+    labels = [None if v is None or v == "" else v for v in labels]
     found = sorted({v for v in labels if v is not None}, key=_natural_key)
     if classes is None:
         classes = found

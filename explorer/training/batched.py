@@ -26,7 +26,7 @@ from explorer.relatedness.combos import (ComboRun, normalise_combinations, prepa
                                          train_sequential)
 from explorer.data.dataset import Dataset
 from explorer.training.device import describe, resolve_device
-from explorer.training.hooks import Callback, Epoch, Step, fit
+from explorer.training.hooks import Callback, Epoch, FiniteLoss, Step, fit
 from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.training.metrics import task_metrics
@@ -251,7 +251,7 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     stopping = SlotStopping(stack, steps.names, config.patience)
     total = steps.steps_per_epoch * config.epochs
     text = f"{len(combinations)} combinations x {len(seeds)} seeds, batched"
-    hooks = [stopping] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
+    hooks = [FiniteLoss(), stopping] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
     fit(steps, config.epochs, total, hooks)
     outputs = _outputs(stack, prepared.x["test"].to(device)).cpu()
     seconds = (time.perf_counter() - start) / stack.slots  # the stack's time, shared out per model

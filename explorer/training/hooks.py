@@ -31,13 +31,15 @@ best weights back there). A callback overrides only the hooks it needs.
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-from explorer.errors import Cancelled
+from explorer.errors import Cancelled, ExplorerError
 
 
 @dataclass
@@ -146,3 +148,26 @@ class EarlyStopping(Callback):
     def on_end(self, steps: Steps) -> None:
         if self.state is not None:
             steps.model.load_state_dict(self.state)
+
+
+class FiniteLoss(Callback):
+    """Stop at the first epoch whose training or validation loss is not finite.
+
+    The data checks refuse infinite and huge values, so a NaN here comes from
+    training itself (a too-high learning rate); going on would save a NaN model.
+    Raising means nothing of this training is saved.
+    """
+
+    def on_epoch(self, epoch: Epoch) -> None:
+        for part in ("train", "val"):
+            losses = getattr(epoch, part)
+            if isinstance(losses, dict):
+                bad = [k for k, v in losses.items() if not math.isfinite(float(v))]
+            else:  # batched: [slots, tasks], only where ``<part>_valid`` says the loss counts
+                valid = epoch.extra.get(f"{part}_valid")
+                values = losses if valid is None else losses[valid.bool()]
+                bad = ["a task"] if not bool(torch.isfinite(values).all()) else []
+            if bad:
+                raise ExplorerError(f"Training produced a non-finite {part} loss for {', '.join(map(str, bad))} "
+                                    f"in epoch {epoch.epoch}, so it stopped and saved nothing. Lower the "
+                                    "learning rate (--lr), or check the data for extreme values.")

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from explorer.data.dataset import Dataset, Split
 from explorer.training.device import describe, resolve_device
-from explorer.training.hooks import Callback, EarlyStopping, Epoch, Step, fit
+from explorer.data.validation import MAX_HIDDEN, check_int_param
+from explorer.training.hooks import Callback, EarlyStopping, Epoch, FiniteLoss, Step, fit
 from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.methods import get_method
@@ -61,6 +62,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ExplorerError(f"{name} must be a whole number >= 1, got {value!r}.")
+        for name in ("hidden", "embed_dim"):  # a huge layer allocates gigabytes, then fails
+            check_int_param(name, getattr(self, name), 1, MAX_HIDDEN, f"Use a width up to {MAX_HIDDEN}.")
         if self.lr is not None and not 0 < self.lr < 1:
             raise ExplorerError(f"lr must be in (0, 1), got {self.lr!r}.")
         if not 0 <= self.dropout < 1:
@@ -239,7 +242,7 @@ def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = 
     optimiser = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=config.lr)
     steps = ModelSteps(model, method, optimiser, prepared, config, device)
     stopping = EarlyStopping(config.patience)
-    hooks = [stopping, *callbacks] + ([ProgressHook(progress, config.epochs)] if progress else [])
+    hooks = [FiniteLoss(), stopping, *callbacks] + ([ProgressHook(progress, config.epochs)] if progress else [])
     start = time.perf_counter()
     fit(steps, config.epochs, steps.steps_per_epoch * config.epochs, hooks)
     metrics = evaluate(model, prepared, "test", device)
