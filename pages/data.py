@@ -1,13 +1,12 @@
 """Page 1: choose the data (a built-in dataset or your CSV) and see its tasks."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from explorer.datasets.csv import load_csv
+from explorer.datasets.csv import load_csv, read_header
 from explorer.errors import ExplorerError
 from explorer.plots import data as plots
 from pages import _state as state
@@ -24,19 +23,6 @@ choice = st.radio("Data source", [BUILTIN, UPLOAD], horizontal=True, key="data_s
                   index=1 if src["kind"] == "csv" else 0)
 
 
-def _columns(data: bytes) -> list[str]:
-    """The header of an uploaded file; ExplorerError when it cannot be read as CSV."""
-    try:
-        return [str(c) for c in pd.read_csv(io.BytesIO(data), nrows=50, encoding="utf-8-sig").columns]
-    except UnicodeDecodeError:
-        raise ExplorerError("The file is not UTF-8 text. Save it as UTF-8 CSV (in Excel: 'CSV UTF-8') "
-                            "and upload it again.") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        detail = " ".join(str(e).split())
-        raise ExplorerError(f"The file could not be read as CSV ({detail}). Check that it is "
-                            "comma-separated with one header row.") from None
-
-
 if choice == BUILTIN:
     options = state.builtin_names()
     current = src["name"] if src["kind"] == "builtin" and src["name"] in options else state.DEFAULT
@@ -51,7 +37,7 @@ else:
     if up is not None:
         data = up.getvalue()
         with state.friendly_errors("reading the CSV file"), errors:
-            cols = _columns(data)
+            cols = read_header(data)  # the loader's own header check (count, duplicates)
             left, right = st.columns(2)
             kind = left.radio("Input", ["Text column", "Feature columns"], horizontal=True, key="csv_input_kind")
             if kind == "Text column":

@@ -18,6 +18,7 @@ from explorer.methods import REGISTRY as METHODS
 from explorer.methods import names as method_names
 from explorer.plots import training as plots
 from explorer.training.trainer import TrainConfig
+from explorer.relatedness.transfer import combo_tasks
 
 VERDICT = {"positive": "helped", "negative": "hurt", "unclear": "unclear"}
 VERDICT_LONG = {"positive": "helped", "negative": "hurt", "unclear": "unclear: within seed noise"}
@@ -149,7 +150,7 @@ def train_work(tasks: list[str], seeds: int, config: TrainConfig):
                                affinity=False, progress=progress, keep_models=True, reuse_store=True)
             saved = keep_first_seed(report, tasks, store)
             rep = report.to_dict()
-            key = next(k for k in rep["gains"] if set(k.split("+")) == set(tasks))
+            key = next(k for k in rep["gains"] if set(combo_tasks(k)) == set(tasks))
             outcome = {"gains": rep["gains"][key], "delta_m": rep["delta_m"].get(key),
                        "single": {t: rep["single"][t].get("scores", []) for t in tasks},
                        "multi": rep.get("scores", {}).get(key, {}), "metric": rep["metric"],

@@ -16,3 +16,10 @@ def run_store(tmp_path, monkeypatch):
     """Every test gets its own empty run store."""
     monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "runs"))
     return tmp_path / "runs"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The hostile suites' one-line summaries (tests/hostile.py), shown in CI's output."""
+    from tests.hostile import summary_lines
+    for line in summary_lines():
+        terminalreporter.write_line(line)

@@ -501,3 +501,35 @@ def test_models_page_lists_damaged_runs_and_deletes_them(run_store):
     at.button(key="models_delete_damaged").click().run()
     assert_clean(at)
     assert not bad.exists() and [r.id for r in list_runs()] == [good.id]
+
+
+def _hostile_upload(at: AppTest, name: str, data: bytes, features: list[str], labels: list[str]) -> None:
+    at.file_uploader(key="data_upload").set_value((name, data, "text/csv")).run()
+    at.radio(key="csv_input_kind").set_value("Feature columns").run()
+    at.multiselect(key="csv_feature_cols").set_value(features).run()
+    at.multiselect(key="csv_label_cols").set_value(labels).run()
+    at.button(key="csv_load").click().run()
+
+
+def test_csv_upload_refuses_non_finite_and_duplicate_headers_and_keeps_odd_task_names():
+    rows = [f"{i * 0.5},{'red' if i % 2 else 'blue'},{'yes' if i % 3 else 'no'},{i % 7 * 1.5}" for i in range(40)]
+    at = open_page()
+    at.radio(key="data_source_kind").set_value("Upload a CSV").run()
+    bad = ["a,colour,price.usd,a+b"] + rows
+    bad[5] = "inf" + bad[5][bad[5].index(","):]
+    _hostile_upload(at, "bad.csv", "\n".join(bad).encode(), ["a", "colour"], ["price.usd", "a+b"])
+    assert_clean(at)
+    assert any("'a'" in e and "row 6" in e for e in errors(at)), errors(at)
+    assert at.session_state["source"]["kind"] != "csv"
+
+    at.file_uploader(key="data_upload").set_value(("dup.csv", "\n".join(["a,a,x,y"] + rows).encode(),
+                                                   "text/csv")).run()
+    assert_clean(at)
+    assert any("twice" in e for e in errors(at)), errors(at)
+
+    good = ["a,colour,price.usd,a+b"] + rows
+    _hostile_upload(at, "good.csv", "\n".join(good).encode(), ["a", "colour"], ["price.usd", "a+b"])
+    assert_clean(at)
+    assert not errors(at)
+    assert at.session_state["source"]["kind"] == "csv"
+    assert {m.label: m.value for m in at.metric}["Tasks"] == "2"

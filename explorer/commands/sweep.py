@@ -12,6 +12,7 @@ from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.adaptive import EFFECT
 from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, MODES,
                                         SweepReport, run_sweep, save_report)
+from explorer.relatedness.transfer import combo_tasks
 
 NAME = "sweep"
 HELP = ("train every single task and every pair (or larger group) with several seeds; write the transfer "
@@ -107,7 +108,7 @@ def summary(report: SweepReport) -> str:
                      f"FDR {report.fdr:.0%}, seeds, minimum detectable effect):")
         lines += [text for _, text in sorted(pairs, key=lambda p: p[0])]
     for key, value in report.delta_m.items():
-        if len(key.split("+")) > 2 and value is not None:
+        if len(combo_tasks(key)) > 2 and value is not None:
             lines.append(f"  Δm {key}: {value:+.1f} %")
     for k, g in sorted(report.groupings.items(), key=lambda kv: int(kv[0])):
         if int(k) < len(report.tasks):

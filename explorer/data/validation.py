@@ -107,6 +107,18 @@ def check_int_param(name: str, value, low: int, high: int | None = None, fix: st
     return int(value)
 
 
+def check_train_size(value) -> float | int:
+    """A fraction in (0, 1] or a whole row count >= 2 (2.9 is neither: it is not rounded down silently)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        raise ExplorerError(f"train_size must be a fraction in (0, 1] or a whole number of rows >= 2, "
+                            f"got {value!r}.")
+    if value > 1 and (float(value) != int(value) or value < 2):
+        raise ExplorerError(f"train_size {value!r} is neither a fraction in (0, 1] nor a whole number of "
+                            f"rows: use {int(value)} rows or a fraction such as 0.5.")
+    return value
+
+
 def normalise_label(v: str) -> str:
     """The class a raw label string names: surrounding spaces dropped, '1.0' and '1' the same number."""
     s = v.strip()

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from explorer.plots._style import num as _num, style as _base_style
 from explorer.plots.training import TASK_COLOURS, VERDICT_COLOURS, VERDICT_WORDS, gain_bars
+from explorer.relatedness.transfer import combo_tasks
 
 DIVERGING = "RdBu"  # red = hurt, blue = helped; white = no change
 MARK = {"negative": dict(symbol="square-open", color="#000000", size=1.0),
@@ -41,7 +42,7 @@ def _fmt(v, spec: str = "+.1f", unit: str = " %") -> str:
 def _gain_record(report, task: str, partner: str) -> dict | None:
     """The report's gain record of ``task`` trained with ``partner`` (any key order), or None."""
     for key, per_task in (_get(report, "gains") or {}).items():
-        if set(key.split("+")) == {task, partner}:
+        if set(combo_tasks(key)) == {task, partner}:
             return per_task.get(task)
     return None
 
@@ -188,7 +189,7 @@ def combination_gain_bars(report, combination: Sequence[str]) -> go.Figure:
     """Per-task gain of one trained combination, with 95 % interval whiskers, coloured by verdict."""
     wanted = set(combination)
     gains = _get(report, "gains") or {}
-    key = next((k for k in gains if set(k.split("+")) == wanted), None)
+    key = next((k for k in gains if set(combo_tasks(k)) == wanted), None)
     if key is None:
         raise ValueError(f"combination {'+'.join(combination)} was not trained in this sweep")
     delta = (_get(report, "delta_m") or {}).get(key)

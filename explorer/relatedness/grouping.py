@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.relatedness.transfer import combo_tasks
 
 MAX_TASKS = 8
 DEFINITIONS = ("overlapping", "partition")
@@ -88,7 +89,7 @@ class _Scorer:
         self.index = {t: i for i, t in enumerate(self.tasks)}
         self.pairs = pairs
         # Trained gains keyed by the group's task set, so task order in the key does not matter.
-        self.trained = {frozenset(k.split("+")): dict(v) for k, v in (trained or {}).items()}
+        self.trained = {frozenset(combo_tasks(k)): dict(v) for k, v in (trained or {}).items()}
 
     def __call__(self, task: str, group: Sequence[str]) -> tuple[float, str]:
         if len(group) == 1:
@@ -110,7 +111,7 @@ def _as_inputs(score, tasks: Sequence[str]):
         pairs = [[None] * n for _ in range(n)]
         index = {t: i for i, t in enumerate(tasks)}
         for key, per_task in score.items():
-            members = key.split("+")
+            members = list(combo_tasks(key))
             if len(members) == 2 and all(m in index for m in members):
                 a, b = members
                 for t, other in ((a, b), (b, a)):

@@ -14,6 +14,7 @@ from plotly.offline import get_plotlyjs
 from explorer.store.atomic import write_atomic
 from explorer.plots import transfer as plots
 from explorer.relatedness.sweep import SweepReport
+from explorer.relatedness.transfer import combo_tasks
 
 MAX_COMBINATION_CHARTS = 12
 CSS = """
@@ -183,7 +184,7 @@ def render_html(report: SweepReport | dict) -> str:
             shown = shown[:half] + shown[-half:]
             parts.append(f'<p class="note">Per-task charts for the {half} worst and {half} best combinations '
                          f"of {len(keys)}.</p>")
-        parts += [_figure(plots.combination_gain_bars(r, k.split("+"))) for k in shown]
+        parts += [_figure(plots.combination_gain_bars(r, combo_tasks(k))) for k in shown]
     parts += ["<h2>Single-task baselines</h2>", _single_table(r)]
     if r.higher_order:
         parts += ["<h2>Larger groups vs the estimate from pairs</h2>",

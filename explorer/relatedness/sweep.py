@@ -39,7 +39,7 @@ from explorer.training.metrics import majority_baseline, primary
 from explorer.training.threads import training_threads
 from explorer.training.progress import Progress, within
 from explorer.training.trainer import TrainConfig, prepare
-from explorer.relatedness.transfer import Transfer, combo_key, higher_order, transfer_from_runs
+from explorer.relatedness.transfer import Transfer, combo_key, combo_tasks, higher_order, transfer_from_runs
 
 MODES = ("auto", "batched", "sequential")
 # Sweep defaults (CLI and page): start every cell with DEFAULT_SEEDS seeds, give undecided cells up to
@@ -180,12 +180,12 @@ class SweepReport:
         """The gain record of ``task`` in ``combination`` (any order of its tasks), or None."""
         wanted = set(combination)
         for key, per_task in self.gains.items():
-            if set(key.split("+")) == wanted:
+            if set(combo_tasks(key)) == wanted:
                 return per_task.get(task)
         return None
 
     def combination_keys(self, min_size: int = 2) -> list[str]:
-        return [k for k in self.gains if len(k.split("+")) >= min_size]
+        return [k for k in self.gains if len(combo_tasks(k)) >= min_size]
 
 
 def _clean(value):

@@ -25,12 +25,28 @@ Matrix = list[list["float | None"]]
 
 
 def combo_key(combo: Iterable[str]) -> str:
-    """The name of a combination in reports: its tasks joined by '+', in the given order."""
-    return "+".join(combo)
+    """The name of a combination in reports: its tasks joined by '+', in the given order.
+
+    A '+' or '\\' inside a task name (a spreadsheet allows both) is escaped with
+    '\\', so ``combo_tasks`` gives the names back; names without them (all that
+    earlier reports hold) are joined unchanged.
+    """
+    return "+".join(t.replace("\\", "\\\\").replace("+", "\\+") for t in combo)
 
 
 def combo_tasks(key: str) -> tuple[str, ...]:
-    return tuple(key.split("+"))
+    """The task names of a ``combo_key``."""
+    names, current, chars = [], [], iter(key)
+    for ch in chars:
+        if ch == "\\":
+            current.append(next(chars, "\\"))
+        elif ch == "+":
+            names.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    names.append("".join(current))
+    return tuple(names)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from explorer.data.dataset import Dataset, Split
 from explorer.training.device import describe, resolve_device
-from explorer.data.validation import MAX_HIDDEN, check_int_param
+from explorer.data.validation import MAX_HIDDEN, check_int_param, check_train_size
 from explorer.training.hooks import Callback, EarlyStopping, Epoch, FiniteLoss, Step, fit
 from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
@@ -64,6 +64,7 @@ class TrainConfig:
                 raise ExplorerError(f"{name} must be a whole number >= 1, got {value!r}.")
         for name in ("hidden", "embed_dim"):  # a huge layer allocates gigabytes, then fails
             check_int_param(name, getattr(self, name), 1, MAX_HIDDEN, f"Use a width up to {MAX_HIDDEN}.")
+        check_train_size(self.train_size)
         if self.lr is not None and not 0 < self.lr < 1:
             raise ExplorerError(f"lr must be in (0, 1), got {self.lr!r}.")
         if not 0 <= self.dropout < 1:
