@@ -8,6 +8,7 @@ Keys added by newer versions are optional, so older reports still load.
 from __future__ import annotations
 
 from explorer.errors import ExplorerError
+from explorer.relatedness.transfer import combo_tasks
 from explorer.schema import check_schema
 
 FIX = "Load a report.json written by `python -m explorer sweep`."
@@ -135,7 +136,7 @@ def check_report(data: object, source: str = "The file", newest: int | None = No
             refuse(f"combination {'+'.join(combo)} names {', '.join(outside(combo))}, which is not among 'tasks'")
     for field in ("gains", "scores"):
         for key, per_task in data.get(field, {}).items():
-            if bad := outside(key.split("+")) + outside(per_task):
+            if bad := outside(list(combo_tasks(key))) + outside(per_task):
                 refuse(f"'{field}' entry {key!r} names {', '.join(dict.fromkeys(bad))}, which is not among 'tasks'")
     for field in ("at_chance", "controls"):
         if bad := outside(data.get(field, [])):
