@@ -216,12 +216,13 @@ def test_cli_sweep_with_task_names_holding_plus_dot_and_slash(tmp_path, capsys):
     with case(SUITE, "CLI sweep: task names with + . /", expect_refusal=False) as state:
         code, out, err = _cli(capsys, ["sweep", "--csv", str(path), "--feature-cols", "x1,x2,colour",
                                        "--tasks", "price.usd,a+b,dir/c", "--epochs", "1", "--hidden", "8",
-                                       "--seeds", "2", "--no-affinity", "--out", str(out_file)])
+                                       "--seeds", "2", "--order", "3", "--no-affinity", "--out", str(out_file)])
         assert code == 0, err
         report = json.loads(out_file.read_text())
         from explorer.relatedness.transfer import combo_tasks
         combos = {frozenset(combo_tasks(k)) for k in report["gains"]}
         assert frozenset({"a+b", "price.usd"}) in combos and frozenset({"a+b", "dir/c"}) in combos
+        assert {frozenset(combo_tasks(k)) for k in report["higher_order"]} == {frozenset({"price.usd", "a+b", "dir/c"})}
         for k, per_task in report["gains"].items():
             assert set(per_task) <= {"price.usd", "a+b", "dir/c"}
         state["accepted"] = True
