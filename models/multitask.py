@@ -1,4 +1,8 @@
-"""The multi-task model: a shared encoder and a ModuleDict of per-task heads."""
+"""The multi-task model: a shared encoder and a ModuleDict of per-task heads.
+
+How the tasks share what lies between input and heads is the architecture's
+(``models.architectures``, named by ``ModelSpec.arch``); hard sharing is the default.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from models.encoders import ENCODERS
+from models.architectures import DEFAULT as DEFAULT_ARCH, get_architecture
 
 
 @dataclass
@@ -17,6 +21,7 @@ class ModelSpec:
 
     ``input`` holds the modality's sizes: vocab_size for text, n_features for
     tabular, height/width for images. ``heads`` maps task name to output width.
+    ``arch`` names the architecture (``models.architectures``); ``extra`` holds its settings.
     """
     modality: str
     input: dict
@@ -25,6 +30,7 @@ class ModelSpec:
     embed_dim: int = 64
     dropout: float = 0.1
     extra: dict = field(default_factory=dict)
+    arch: str = DEFAULT_ARCH
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,14 +98,8 @@ class MultiTaskModel(nn.Module):
     def __init__(self, spec: ModelSpec):
         super().__init__()
         self.spec = spec
-        if spec.modality == "text":
-            self.encoder = ENCODERS["text"](spec.input["vocab_size"], spec.embed_dim, spec.hidden, spec.dropout)
-        elif spec.modality == "tabular":
-            self.encoder = ENCODERS["tabular"](spec.input["n_features"], spec.hidden, spec.dropout)
-        elif spec.modality == "image":
-            self.encoder = ENCODERS["image"](spec.input["height"], spec.input["width"], spec.hidden, spec.dropout)
-        else:
-            raise ValueError(f"unknown modality {spec.modality!r}")
+        self.arch = get_architecture(spec.arch)
+        self.arch.build(self, spec)  # self.encoder, and any per-task layers before the heads
         self.heads = TaskHeads({name: nn.Linear(spec.hidden, width) for name, width in spec.heads.items()})
 
     @property
@@ -113,7 +113,7 @@ class MultiTaskModel(nn.Module):
         return self.encoder(x)
 
     def decode(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: head(features) for name, head in self.heads.items()}
+        return self.arch.decode(self, features)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(x))

@@ -9,7 +9,8 @@ get no loss (so they never receive a gradient).
 
 Slots come in ``groups`` of equal size, slot ``c = group * per_group + i``; all
 slots of a group see the same input batch (one group per seed, since a seed
-fixes the batch order). Nothing else is shared between slots.
+fixes the batch order). Nothing else is shared between slots. The architecture
+(``models.architectures``) stacks the layers between the pooled input and the heads.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.architectures import get_architecture
 from models.multitask import MultiTaskModel, head_key
 from models.seeded import dropout_mask
 
@@ -46,23 +48,10 @@ class StackedModel(nn.Module):
             # one embedding-bag pools all of them and a batch touches whole contiguous rows
             vocab, self.embed_dim = encoder.embedding.weight.shape
             self.embedding = nn.Parameter(torch.zeros(groups, vocab, self.per_group * self.embed_dim))
-        # the encoder's MLP as a list of ops; Linear layers become [C, out, in] weights
-        self.ops: list[tuple] = []
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for i, layer in enumerate(encoder.mlp):
-            if isinstance(layer, nn.Linear):
-                self.ops.append(("linear", len(self.weights), i))
-                self.weights.append(nn.Parameter(torch.zeros(slots, *layer.weight.shape)))
-                self.biases.append(nn.Parameter(torch.zeros(slots, *layer.bias.shape)))
-            elif isinstance(layer, nn.ReLU):
-                self.ops.append(("relu",))
-            elif isinstance(layer, nn.Dropout):
-                self.ops.append(("dropout", layer.p))
-            elif isinstance(layer, nn.Flatten):
-                self.ops.append(("flatten",))
-            else:
-                raise ValueError(f"cannot stack encoder layer {type(layer).__name__}")
         self.dropout_generators: list[torch.Generator] | None = None  # one per slot (models.seeded)
+        # the architecture stacks what lies between the (pooled) input and the heads
+        self.arch = get_architecture(spec.arch)
+        self.arch.stack_build(self, template)
         self.head_weight = nn.Parameter(torch.zeros(slots, self.n_outputs, spec.hidden))
         self.head_bias = nn.Parameter(torch.zeros(slots, self.n_outputs))
 
@@ -72,10 +61,7 @@ class StackedModel(nn.Module):
         if self.modality == "text":
             g, i = divmod(slot, self.per_group)
             self.slot_view("embedding", self.embedding)[g, :, i] = model.encoder.embedding.weight
-        for op in self.ops:
-            if op[0] == "linear":
-                self.weights[op[1]][slot] = model.encoder.mlp[op[2]].weight
-                self.biases[op[1]][slot] = model.encoder.mlp[op[2]].bias
+        self.arch.stack_set(self, slot, model)
         for name, head in model.heads.items():
             self.head_weight[slot, self.head_slices[name]] = head.weight
             self.head_bias[slot, self.head_slices[name]] = head.bias
@@ -96,26 +82,20 @@ class StackedModel(nn.Module):
                 .reshape(self.slots, b, self.embed_dim))
 
     def features(self, h: torch.Tensor) -> torch.Tensor:
-        """The encoder's MLP on [C, B, ...] -> [C, B, hidden]."""
-        for op in self.ops:
-            if op[0] == "linear":
-                w, b = self.weights[op[1]], self.biases[op[1]]
-                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-            elif op[0] == "relu":
-                h = torch.relu(h)
-            elif op[0] == "dropout":
-                h = self._dropout(h, op[1])
-            else:  # flatten everything after (slot, batch)
-                h = h.flatten(2)
-        return h
+        """The encoder body on [C, B, ...] -> what ``decode`` takes (the architecture's features)."""
+        return self.arch.stack_features(self, h)
 
-    def _dropout(self, h: torch.Tensor, p: float) -> torch.Tensor:
+    def dropout(self, h: torch.Tensor, p: float) -> torch.Tensor:
+        """Dropout on [C * copies, B, ...] (slot-major copies, e.g. the experts of a slot)."""
         if not self.training or p == 0:
             return h
         if self.dropout_generators is None:
             return F.dropout(h, p, True)
-        # slot c's mask [B, ...] from slot c's generator: the very draws its model makes when trained alone
-        return h * torch.stack([dropout_mask(h.shape[1:], p, g, h.device) for g in self.dropout_generators])
+        # slot c's masks [B, ...] from slot c's generator, copy after copy: the very draws its model
+        # makes when trained alone
+        copies = h.shape[0] // len(self.dropout_generators)
+        return h * torch.stack([dropout_mask(h.shape[1:], p, g, h.device)
+                                for g in self.dropout_generators for _ in range(copies)])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features [C, B, hidden] of one batch ``x`` [B, ...] that every slot sees (evaluation)."""
@@ -129,8 +109,8 @@ class StackedModel(nn.Module):
         return self.features(h.reshape(self.slots, *x.shape[1:]))
 
     def decode(self, features: torch.Tensor) -> torch.Tensor:
-        """[C, B, hidden] -> [C, B, n_outputs]; ``head_slices`` says which columns belong to a task."""
-        return torch.baddbmm(self.head_bias.unsqueeze(1), features, self.head_weight.transpose(1, 2))
+        """Features -> [C, B, n_outputs]; ``head_slices`` says which columns belong to a task."""
+        return self.arch.stack_decode(self, features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs [C, B, n_outputs] of one batch [B, ...] seen by every slot (evaluation)."""
@@ -150,10 +130,7 @@ class StackedModel(nn.Module):
             g, i = divmod(slot, self.per_group)
             emb = self.embedding.detach()[g].view(-1, self.per_group, self.embed_dim)[:, i]
             out["encoder.embedding.weight"] = emb.clone()
-        for op in self.ops:
-            if op[0] == "linear":
-                out[f"encoder.mlp.{op[2]}.weight"] = self.weights[op[1]].detach()[slot].clone()
-                out[f"encoder.mlp.{op[2]}.bias"] = self.biases[op[1]].detach()[slot].clone()
+        out.update(self.arch.stack_state(self, slot, list(tasks if tasks is not None else self.heads)))
         for name in tasks if tasks is not None else self.heads:
             sl = self.head_slices[name]
             out[f"heads.{head_key(name)}.weight"] = self.head_weight.detach()[slot, sl].clone()

@@ -79,8 +79,8 @@ def get_method(name: str | None, modality: str) -> MethodInfo:
 
 def head_forward(model: MultiTaskModel, task: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The model seen through one head: inputs -> that task's outputs (rows, width)."""
-    head = model.heads[task]
-    return lambda x: head(model.encode(x))
+    # through decode, not the head alone: towers and gates (models.architectures) sit before it
+    return lambda x: model.decode(model.encode(x))[task]
 
 
 def group_index(groups: list[str]) -> tuple[torch.Tensor, list[str]]:

@@ -24,11 +24,11 @@ from models import MultiTaskModel
           "Integrated gradients from an all-padding document to the real one, summed per word.")
 def attribute(model: MultiTaskModel, task: str, x: torch.Tensor, target: torch.Tensor, *,
               n_steps: int = 32, batch_size: int | None = None, **_) -> Attributions:
-    encoder, head = model.encoder, model.heads[task]
+    encoder = model.encoder
     mask = (x != 0).unsqueeze(-1).to(encoder.embedding.weight.dtype)
 
     def forward(tokens: torch.Tensor, fixed_mask: torch.Tensor) -> torch.Tensor:
-        return head(encoder(tokens, fixed_mask))
+        return model.decode(encoder(tokens, fixed_mask))[task]  # towers/gates included
 
     lig = LayerIntegratedGradients(forward, encoder.embedding)
     scores, delta = lig.attribute(x, baselines=torch.zeros_like(x), target=target,

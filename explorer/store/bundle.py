@@ -33,7 +33,7 @@ from explorer.schema import check_schema, parse_json
 from explorer.store.predict import Predictor
 from explorer.data.preprocess import preprocessor_from_dict
 from explorer.data.tasks import KINDS, Task
-from models import ModelSpec, MultiTaskModel
+from models import ModelSpec, MultiTaskModel, architectures
 
 FORMAT = "explorer-bundle"
 VERSION = 2   # 2: config.json records each member's SHA-256; preprocess.json and predict.py ride along
@@ -42,7 +42,7 @@ MAX_BYTES = {"config.json": 64 << 20, "model.safetensors": 2 << 30, "model.onnx"
              "preprocess.json": 64 << 20, "predict.py": 1 << 20}
 MAX_MEMBERS = 64
 INPUT_NAMES = {"text": "tokens", "tabular": "features", "image": "image"}
-SPEC_KEYS = {"modality", "input", "heads", "hidden", "embed_dim", "dropout", "extra"}
+SPEC_KEYS = {"modality", "input", "heads", "hidden", "embed_dim", "dropout", "extra", "arch"}
 INPUT_KEYS = {"text": {"vocab_size"}, "tabular": {"n_features"}, "image": {"height", "width"}}
 FIX = "Export the run again with `python -m explorer export`."
 
@@ -82,7 +82,13 @@ CONFIG_SCHEMA = {
                       "embed_dim": {**_WHOLE, "x-message": "'model.embed_dim' must be a whole number in 1..65536"},
                       "dropout": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
                                   "x-message": "'model.dropout' must be a number from 0 to below 1, not {value}"},
-                      "extra": {"type": "object"}}},
+                      "extra": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1,
+                                                                           "maximum": 64},
+                                "x-message": "'model.extra' must map architecture settings to whole numbers "
+                                             "in 1..64"},
+                      "arch": {"enum": architectures.names(),
+                               "x-message": f"'model.arch' must be one of {', '.join(architectures.names())}, "
+                                            "not {value}"}}},
         "preprocess": {"type": "object", "required": ["modality"],
                        "x-message": "'preprocess' must be an object naming its modality",
                        "properties": {

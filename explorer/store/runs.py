@@ -34,6 +34,7 @@ from explorer.data.preprocess import preprocessor_from_dict
 from explorer.data.tasks import Task
 from explorer.training.trainer import TrainConfig, TrainResult
 from models import ModelSpec, MultiTaskModel
+from models.architectures import DEFAULT as DEFAULT_ARCH
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.+-]+$")
 TRASH = ".trash"
@@ -104,9 +105,11 @@ def clean_leftovers(store: Path | str | None = None, older_than: float = LEFTOVE
 def reuse_key(fingerprint: str, tasks: list[str], config: TrainConfig) -> str:
     """Runs with equal keys are interchangeable: same data, tasks, split and settings.
 
-    The device is left out: a baseline trained on the GPU serves a CPU comparison.
+    The device is left out: a baseline trained on the GPU serves a CPU comparison. The default
+    architecture is left out too, so runs stored before architectures existed keep their keys.
     """
-    settings = {k: v for k, v in config.to_dict().items() if k != "device"}
+    settings = {k: v for k, v in config.to_dict().items()
+                if k != "device" and not (k == "arch" and v == DEFAULT_ARCH)}
     blob = json.dumps({"data": fingerprint, "tasks": sorted(tasks), "config": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -26,6 +26,7 @@ from explorer.training.progress import Progress, ProgressEvent
 from explorer.data.preprocess import Preprocessor, fit_preprocessor
 from explorer.data.tasks import Task, has_label
 from models import ModelSpec, MultiTaskModel
+from models.architectures import DEFAULT as DEFAULT_ARCH, get_architecture
 from models.seeded import seed_model, unseed_dropout
 
 # Adam step sizes per modality, chosen so the best validation epoch sits inside the 10-epoch run
@@ -51,6 +52,7 @@ class TrainConfig:
     max_len: int = 256       # tokens per document (text only)
     method: str = "ew"
     device: str = "auto"
+    arch: str = DEFAULT_ARCH  # how the tasks share (models.architectures): hps, mmoe, towers
 
     def resolve(self, modality: str) -> "TrainConfig":
         """A validated copy with the modality's defaults filled in (what a run records)."""
@@ -69,6 +71,7 @@ class TrainConfig:
             raise ExplorerError(f"lr must be in (0, 1), got {self.lr!r}.")
         if not 0 <= self.dropout < 1:
             raise ExplorerError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        get_architecture(self.arch)  # an unknown name is an error that lists the known ones
         if self.patience < 0:
             raise ExplorerError(f"patience must be >= 0 (0 turns early stopping off), got {self.patience!r}.")
         return self
@@ -159,7 +162,7 @@ def batch_losses(tasks: list[Task], outputs: dict[str, torch.Tensor],
 def model_spec(prepared: Prepared, config: TrainConfig) -> ModelSpec:
     return ModelSpec(modality=prepared.preprocessor.modality, input=prepared.preprocessor.input_spec,
                      heads={t.name: t.n_outputs for t in prepared.tasks}, hidden=config.hidden,
-                     embed_dim=config.embed_dim, dropout=config.dropout)
+                     embed_dim=config.embed_dim, dropout=config.dropout, arch=config.arch)
 
 
 class ModelSteps:

@@ -1,0 +1,123 @@
+"""The architecture registry: every architecture on every modality, batched == sequential, ONNX, bundles."""
+import numpy as np
+import pytest
+import torch
+
+from explorer.errors import ExplorerError
+from explorer.store import export
+from explorer.store.bundle import load_bundle
+from explorer.store.runs import load_run, reuse_key, save_run
+from explorer.training.batched import train_combinations
+from explorer.training.trainer import TrainConfig, train
+from models import ModelSpec, MultiTaskModel
+from models.architectures import names
+from models.seeded import seed_model
+from tests.helpers import tiny_digits
+from tests.test_batched import _assert_same_runs
+from tests.test_export import DATASETS
+
+ARCHS = names()
+TINY = TrainConfig(epochs=2, hidden=8, embed_dim=8, batch_size=32, device="cpu")
+
+
+def test_registry_lists_the_default_first_and_rejects_unknown_names():
+    assert ARCHS[0] == "hps" and {"mmoe", "towers"} <= set(ARCHS)
+    with pytest.raises(ExplorerError, match="Unknown architecture 'moe'.*hps"):
+        TrainConfig(arch="moe").validate()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("modality", list(DATASETS))
+def test_each_architecture_trains_on_each_modality(arch, modality):
+    make, tasks = DATASETS[modality]
+    config = TrainConfig(epochs=3, hidden=8, embed_dim=8, batch_size=16, lr=0.01, patience=0, device="cpu", arch=arch)
+    result = train(make(), tasks, config)
+    initial = seed_model(MultiTaskModel(result.model.spec), config.seed).state_dict()
+    assert result.model.spec.arch == arch and result.config.arch == arch
+    # every task's own parameters moved (its head, and its tower or gate where it has one)
+    for name, value in result.model.state_dict().items():
+        assert not torch.equal(value, initial[name]), f"{name} was not trained"
+    first, last = result.history[0]["train"], result.history[-1]["train"]
+    assert all(np.isfinite(v) for v in last.values()) and sum(last.values()) < sum(first.values())
+    assert set(result.metrics) == set(tasks)
+
+
+def test_hps_is_todays_model():
+    """The default builds the very layers (and initial weights) hard sharing always had."""
+    spec = ModelSpec("tabular", {"n_features": 5}, {"a": 2, "b": 1}, hidden=8)
+    state = seed_model(MultiTaskModel(spec), 0).state_dict()
+    assert list(state) == ["encoder.mlp.0.weight", "encoder.mlp.0.bias", "encoder.mlp.3.weight",
+                           "encoder.mlp.3.bias", "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+    assert ModelSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "arch"}).arch == "hps"
+
+
+def test_architecture_is_part_of_the_reuse_key_except_the_default():
+    hps, mmoe = TrainConfig(), TrainConfig(arch="mmoe")
+    assert reuse_key("f", ["a"], hps) != reuse_key("f", ["a"], mmoe)
+    # runs stored before architectures existed (no 'arch' in the config) keep their key
+    import hashlib, json
+    old = {k: v for k, v in hps.to_dict().items() if k not in ("device", "arch")}
+    blob = json.dumps({"data": "f", "tasks": ["a"], "config": old}, sort_keys=True)
+    assert reuse_key("f", ["a"], hps) == hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+COMBOS = [("digit",), ("even",), ("digit", "even"), ("even", "ink")]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_batched_is_sequential_per_architecture_image(arch):
+    """Dropout on: each slot draws its model's masks (experts one after another), so both modes agree."""
+    digits = tiny_digits(missing_even=0.2)
+    config = TrainConfig(epochs=2, train_size=150, hidden=8, arch=arch)
+    assert config.dropout > 0
+    _assert_same_runs(train_combinations(digits, COMBOS, config, [0, 1], mode="sequential"),
+                      train_combinations(digits, COMBOS, config, [0, 1], mode="batched"))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("modality", ["text", "tabular"])
+def test_batched_is_sequential_per_architecture(arch, modality):
+    make, tasks = DATASETS[modality]
+    combos = [(tasks[0],), (tasks[1],), tuple(tasks)]
+    config = TrainConfig(epochs=2, hidden=8, embed_dim=8, batch_size=16, arch=arch)
+    dataset = make()
+    _assert_same_runs(train_combinations(dataset, combos, config, [3], mode="sequential"),
+                      train_combinations(dataset, combos, config, [3], mode="batched"))
+
+
+@pytest.mark.parametrize("arch", [a for a in ARCHS if a != "hps"])  # hps: tests/test_export.py
+@pytest.mark.parametrize("modality", list(DATASETS))
+def test_onnx_parity_and_bundle_per_architecture(arch, modality, tmp_path):
+    make, tasks = DATASETS[modality]
+    dataset = make()
+    result = train(dataset, tasks, TrainConfig(epochs=1, hidden=8, embed_dim=8, device="cpu", arch=arch))
+    run = save_run(result, tmp_path / "runs")
+    assert load_run(run.id, tmp_path / "runs").config["train"]["arch"] == arch
+    info = export.export_bundle(run, tmp_path / "b.zip", store=tmp_path / "runs")
+    assert info.onnx_max_error <= export.PARITY_LIMIT
+    bundle = load_bundle(tmp_path / "b.zip")
+    assert bundle.config["model"]["arch"] == arch
+    rows = dataset.subset_rows(np.arange(10))
+    x = result.preprocessor.transform(rows)
+    with torch.no_grad():
+        torch.testing.assert_close(bundle.model.eval()(x), result.model.eval()(x))
+    # the ONNX graph in the bundle computes what the loaded PyTorch model computes
+    assert export.onnx_parity(bundle.onnx_bytes, bundle.model, export.check_batch(bundle.model)) <= export.PARITY_LIMIT
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_word_attributions_go_through_towers_and_gates(arch):
+    """Integrated gradients on the token embeddings add up to the task's output (completeness),
+    which only holds when the attributed function is the model's, towers and gates included."""
+    from explorer.attributions.text_lig import attribute
+
+    spec = ModelSpec("text", {"vocab_size": 30}, {"a": 3, "b": 1}, hidden=8, embed_dim=8, arch=arch)
+    model = seed_model(MultiTaskModel(spec), 0).eval()
+    x = torch.tensor([[3, 4, 5, 0], [7, 8, 0, 0]])
+    for task, target in (("a", torch.tensor([2, 0])), ("b", torch.tensor([0, 0]))):
+        result = attribute(model, task, x, target, n_steps=200)
+        with torch.no_grad():
+            mask = (x != 0).unsqueeze(-1).float()
+            full = model(x)[task].gather(1, target[:, None])[:, 0]
+            base = model.decode(model.encoder(torch.zeros_like(x), mask))[task].gather(1, target[:, None])[:, 0]
+        torch.testing.assert_close(result.scores.sum(1), full - base, atol=2e-3, rtol=1e-2)
