@@ -121,3 +121,48 @@ def test_word_attributions_go_through_towers_and_gates(arch):
             full = model(x)[task].gather(1, target[:, None])[:, 0]
             base = model.decode(model.encoder(torch.zeros_like(x), mask))[task].gather(1, target[:, None])[:, 0]
         torch.testing.assert_close(result.scores.sum(1), full - base, atol=2e-3, rtol=1e-2)
+
+
+def test_sweep_per_architecture_holds_each_matrix_and_the_changed_verdicts():
+    from explorer.relatedness.by_arch import run_arch_sweep
+    from explorer.relatedness.sweep import parse_report, run_sweep, save_report
+
+    digits = tiny_digits()
+    config = TrainConfig(epochs=1, train_size=120, hidden=8)
+    kwargs = dict(seeds=2, affinity=False, surrogate_subsets=0)
+    events = []
+    report = run_arch_sweep(digits, ["digit", "even", "ink"], archs="hps,mmoe", config=config,
+                            progress=events.append, **kwargs)
+    assert list(report.by_arch) == ["hps", "mmoe"]
+    alone = run_sweep(digits, ["digit", "even", "ink"], config=TrainConfig(epochs=1, train_size=120, hidden=8,
+                                                                           arch="mmoe"), **kwargs)
+    mmoe = report.by_arch["mmoe"]
+    assert mmoe["pair_gain"] == alone.pair_gain and mmoe["pair_verdict"] == alone.pair_verdict
+    assert mmoe["config"]["arch"] == "mmoe" and report.config["arch"] == "hps"
+    assert report.pair_gain == report.by_arch["hps"]["pair_gain"] != mmoe["pair_gain"]
+    assert mmoe["cells"] == 6 and mmoe["resolved"] == mmoe["positive"] + mmoe["negative"]
+    changed = {(c["task"], c["partner"]) for c in report.arch_changes}
+    for i, a in enumerate(report.tasks):
+        for j, b in enumerate(report.tasks):
+            if i != j:
+                differs = report.by_arch["hps"]["pair_verdict"][i][j] != mmoe["pair_verdict"][i][j]
+                assert ((a, b) in changed) == differs
+    # one bar over both architectures, ending full
+    assert events[-1]["done"] == events[-1]["total"] and all(e["done"] <= e["total"] for e in events)
+    assert any(e["label"].startswith("mmoe: ") for e in events)
+    assert parse_report(__import__("json").dumps(report.to_dict())).by_arch.keys() == {"hps", "mmoe"}
+
+
+def test_cli_sweep_arch_list_and_a_bad_name(tmp_path, capsys):
+    from explorer.cli import main
+
+    out = tmp_path / "r.json"
+    assert main(["sweep", "--dataset", "digits", "--tasks", "digit,even", "--arch", "hps,moe", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Unknown architecture 'moe'" in err[0] and not out.exists()
+    assert main(["sweep", "--dataset", "digits", "--tasks", "digit,even", "--arch", "towers,hps", "--seeds", "2",
+                 "--epochs", "1", "--train-size", "100", "--no-affinity", "--out", str(out)]) == 0
+    import json
+    report = json.loads(out.read_text())
+    assert list(report["by_arch"]) == ["towers", "hps"] and report["config"]["arch"] == "towers"
+    assert "by architecture" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from explorer.datasets import DEFAULT, load_dataset, names
 from explorer.errors import ExplorerError
 from explorer.training.progress import ProgressEvent
 from explorer.training.trainer import DEFAULT_LR, TrainConfig
+from models.architectures import describe as describe_archs
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +48,8 @@ def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
     if seed:
         g.add_argument("--seed", type=int, default=d.seed, help="initialisation and batch-order seed (default: 0)")
     g.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    g.add_argument("--arch", default=d.arch, help="how the tasks share: " + "; ".join(
+        f"{name} = {text}" for name, text in describe_archs().items()) + f" (default: {d.arch})")
 
 
 def split_list(value: str | None, what: str) -> list[str]:
@@ -85,6 +88,8 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
         values["seed"] = args.seed
     if hasattr(args, "method"):
         values["method"] = args.method
+    if getattr(args, "arch", None) and "," not in args.arch:  # a list (sweep --arch a,b) is the sweep's
+        values["arch"] = args.arch.strip()
     values.update(overrides)
     return TrainConfig(**values).validate()
 

@@ -10,9 +10,11 @@ from explorer.errors import ExplorerError
 from explorer.training.backends import check_backend, names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.adaptive import EFFECT
+from explorer.relatedness.by_arch import check_archs, run_arch_sweep
 from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, MODES,
-                                        SweepReport, run_sweep, save_report)
+                                        SweepReport, save_report)
 from explorer.relatedness.transfer import combo_tasks
+from models.architectures import names as arch_names
 
 NAME = "sweep"
 HELP = ("train every single task and every pair (or larger group) with several seeds; write the transfer "
@@ -66,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for action in p._actions:  # --seed is the first seed of the sweep here
         if action.dest == "seed":
             action.help = "first seed; a sweep uses seeds SEED .. SEED+SEEDS-1 (default: 0)"
+        if action.dest == "arch":
+            action.help = ("architecture(s), comma-separated: the matrix is trained under each and the report "
+                           "holds one per architecture under by_arch (" + ", ".join(arch_names()) + "; default: hps)")
 
 
 def _sizes(value: str | None) -> list[float | int] | None:
@@ -123,6 +128,15 @@ def summary(report: SweepReport) -> str:
         lines.append(f"adaptive seeds (effect that matters ±{a['effect']:g} %, up to {a['max_seeds']} seeds): "
                      f"{a['models']} extra models in {a['rounds']} round(s); cells: "
                      + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
+    if len(report.by_arch) > 1:
+        lines.append("by architecture (mean Δm over the combinations, cells resolved at the FDR, seconds):")
+        for arch, e in report.by_arch.items():
+            dm = "n/a" if e["mean_delta_m"] is None else f"{e['mean_delta_m']:+.1f} %"
+            lines.append(f"  {arch:>8}: Δm {dm}, {e['resolved']}/{e['cells']} cells resolved "
+                         f"({e['positive']} positive, {e['negative']} negative), {e['seconds']:.0f} s")
+        for c in report.arch_changes:
+            shown = ", ".join(f"{a} {v}" for a, v in c["verdicts"].items())
+            lines.append(f"  verdict changes: {c['task']} with {c['partner']}: {shown}")
     if report.controls:
         from explorer.relatedness.controls import untrustworthy
         bad = untrustworthy(report)
@@ -156,17 +170,17 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.out, args.html):
         if path:
             check_writable(path)  # before the sweep, not after it
+    archs = check_archs(args.arch)  # before loading anything big
     dataset = load_from_args(args, tasks)
     config = config_from_args(args)
     bar = ProgressBar("sweep")
     try:
-        report = run_sweep(dataset, tasks, order=args.order, seeds=args.seeds, config=config, mode=args.mode,
-                           train_sizes=_sizes(args.train_fraction), affinity=not args.no_affinity,
-                           surrogate_subsets=args.surrogate_subsets,
-                           progress=bar, controls=args.controls, max_seeds=args.max_seeds,
-                           effect=args.effect, budget_seconds=args.budget_seconds,
-                           budget_models=args.budget_models,
-                           backend=args.backend, address=args.address)
+        report = run_arch_sweep(dataset, tasks, archs=archs, order=args.order, seeds=args.seeds, config=config,
+                                mode=args.mode, train_sizes=_sizes(args.train_fraction),
+                                affinity=not args.no_affinity, surrogate_subsets=args.surrogate_subsets,
+                                progress=bar, controls=args.controls, max_seeds=args.max_seeds,
+                                effect=args.effect, budget_seconds=args.budget_seconds,
+                                budget_models=args.budget_models, backend=args.backend, address=args.address)
     finally:
         bar.close()
     save_report(report, args.out)

@@ -141,6 +141,10 @@ class SweepReport:
     groupings: dict[str, dict] = field(default_factory=dict)            # overlapping groups (Standley / TAG)
     groupings_partition: dict[str, dict] = field(default_factory=dict)  # every task in exactly one group
     by_fraction: dict[str, dict] | None = None
+    # architecture -> its matrix, verdicts, mean Δm, resolved cells, seconds (explorer.relatedness.by_arch);
+    # the report's main figures are the first architecture's
+    by_arch: dict[str, dict] = field(default_factory=dict)
+    arch_changes: list[dict] = field(default_factory=list)  # cells whose verdict differs between architectures
     combinations: list[list[str]] = field(default_factory=list)
     order: int = 2
     seeds: list[int] = field(default_factory=list)
