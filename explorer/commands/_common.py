@@ -12,6 +12,7 @@ from explorer.datasets import DEFAULT, load_dataset, names
 from explorer.errors import ExplorerError
 from explorer.training.progress import ProgressEvent
 from explorer.training.trainer import DEFAULT_LR, TrainConfig
+from explorer.data.sentence import DEFAULT as DEFAULT_ENCODER, ENCODERS as TEXT_ENCODERS, with_encoder
 from models.architectures import describe as describe_archs
 
 
@@ -28,6 +29,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --csv: override a task's detected kind (binary, multiclass, regression)")
     g.add_argument("--mask-outlets", action="store_true",
                    help="news only: replace outlet names in the text by [outlet]")
+    g.add_argument("--encoder", choices=list(TEXT_ENCODERS), default=DEFAULT_ENCODER,
+                   help="text only: " + "; ".join(f"{k} = {v}" for k, v in TEXT_ENCODERS.items()))
 
 
 def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
@@ -60,6 +63,26 @@ def split_list(value: str | None, what: str) -> list[str]:
 
 
 def load_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> Dataset:
+    """The dataset the options name, under the chosen text encoder (``--encoder``)."""
+    dataset = _load(args, tasks)
+    encoder = getattr(args, "encoder", DEFAULT_ENCODER) or DEFAULT_ENCODER
+    if encoder == DEFAULT_ENCODER:
+        return dataset
+    bars: list[ProgressBar] = []
+
+    def progress(event: dict) -> None:  # only drawn when the embeddings are computed, not read from the cache
+        if not bars:
+            bars.append(ProgressBar(encoder))
+        bars[0].update(event["done"], event["total"], event.get("label", ""))
+
+    try:
+        return with_encoder(dataset, encoder, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _load(args: argparse.Namespace, tasks: list[str] | None = None) -> Dataset:
     if getattr(args, "csv", None):
         kinds = {}
         for item in split_list(args.kinds, "--kinds") if args.kinds else []:
