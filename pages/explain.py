@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from explorer.data.sentence import has_word_path
 from explorer.attributions.explain import compare_attributions, explain, global_importance
 from explorer.plots import attributions as aplots
 from explorer.store.runs import list_runs
@@ -49,7 +50,16 @@ def _label(run) -> str:
 
 with state.friendly_errors("reading the run store"):
     fingerprint = ds.fingerprint()
-    runs = [r for r in list_runs() if r.config.get("fingerprint") == fingerprint]
+    stored = list_runs()
+    runs = [r for r in stored if r.config.get("fingerprint") == fingerprint]
+# models trained on cached sentence embeddings (--encoder minilm) have no word path: say so, never fall back
+frozen = [r for r in stored if not has_word_path(r.config.get("dataset"))
+          and r.config.get("dataset", {}).get("name") == ds.source.get("name", ds.name)]
+if frozen and ds.modality == "text":
+    st.info(f"{len(frozen)} model(s) of **{ds.name}** were trained on cached "
+            f"{', '.join(sorted({r.config['dataset']['encoder'] for r in frozen}))} sentence embeddings. They "
+            "have no word path (the frozen encoder ran once, before training), so word attributions do not "
+            "apply to them and they are not listed here.", icon=":material/info:")
 if not runs:
     st.info(f"No model trained on **{ds.name}** yet. Train one on the **Train** page (it keeps the first seed's "
             "models), then come back.")

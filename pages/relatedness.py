@@ -17,7 +17,9 @@ from explorer.plots import transfer as tplots
 from explorer.relatedness.controls import untrustworthy
 from explorer.relatedness.report import render_html
 from explorer.relatedness.adaptive import EFFECT
-from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report, run_sweep
+from explorer.relatedness.by_arch import run_arch_sweep
+from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report
+from models.architectures import describe as describe_archs
 from explorer.training.trainer import TrainConfig
 
 DEFAULTS = dict(epochs=10, seeds=DEFAULT_SEEDS, max_seeds=DEFAULT_MAX_SEEDS, hidden=64)
@@ -45,12 +47,40 @@ D = TINY if state.tiny() else DEFAULTS
 
 
 def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None, max_seeds=None, effect=EFFECT,
-               backend="local", address=None):
+               backend="local", address=None, archs=None):
     def work(progress):
-        return run_sweep(ds, tasks, order=order, seeds=seeds, config=config, train_sizes=sizes, affinity=affinity,
-                         progress=progress, controls=controls, max_seeds=max_seeds, effect=effect,
-                         budget_seconds=DEFAULT_BUDGET_SECONDS, backend=backend, address=address).to_dict()
+        return run_arch_sweep(ds, tasks, archs=archs, order=order, seeds=seeds, config=config, train_sizes=sizes,
+                              affinity=affinity, progress=progress, controls=controls, max_seeds=max_seeds,
+                              effect=effect, budget_seconds=DEFAULT_BUDGET_SECONDS, backend=backend,
+                              address=address).to_dict()
     return work
+
+
+def show_architectures(rep: dict) -> None:
+    """Compare architectures: each one's matrix summary side by side, and the cells that changed verdict."""
+    by_arch = rep.get("by_arch") or {}
+    if len(by_arch) < 2:
+        return
+    st.markdown("#### Compare architectures")
+    st.caption("Each architecture's matrix is trained with its own single-task baselines (the same architecture "
+               "with one head). The matrices above are the first architecture's.")
+    st.dataframe(pd.DataFrame([{"architecture": a, "mean Δm (%)": e.get("mean_delta_m"),
+                                "resolved cells": f"{e.get('resolved')}/{e.get('cells')}",
+                                "positive": e.get("positive"), "negative": e.get("negative"),
+                                "seconds": e.get("seconds"), "how it shares": e.get("description", "")}
+                               for a, e in by_arch.items()]), hide_index=True)
+    tasks = rep["tasks"]
+    cols = st.columns(len(by_arch))
+    for col, (a, e) in zip(cols, by_arch.items()):
+        col.markdown(f"**{a}**: gain of row task with column partner (%)")
+        col.dataframe(pd.DataFrame(e["pair_gain"], index=tasks, columns=tasks).round(1))
+    changes = rep.get("arch_changes") or []
+    if changes:
+        st.markdown(f"{len(changes)} cell(s) change verdict between architectures:")
+        st.dataframe(pd.DataFrame([{"task": c["task"], "with": c["partner"], **c["verdicts"]} for c in changes]),
+                     hide_index=True)
+    else:
+        st.caption("No cell changes verdict between the architectures.")
 
 
 @st.fragment(run_every=1.0)
@@ -216,6 +246,9 @@ hidden = c3.select_slider("Hidden width", [8, 16, 32, 64, 128, 256], value=D["hi
 affinity = c3.checkbox("Cheap estimates", value=True, key="rel_affinity_on",
                        help="The one-run affinity estimates (one extra joint model) and the surrogate (a few "
                             "trained random groups of 3+ tasks), each checked against the trained gains.")
+archs = c2.multiselect("Architectures", list(describe_archs()), default=["hps"], key="rel_archs",
+                       help="; ".join(f"{k}: {v}" for k, v in describe_archs().items())
+                            + ". Several: the matrix is trained under each, compared below the report.")
 with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task)", value=True, key="rel_controls",
                             help="shuffled: its labels permuted, it can only hurt; noisy: 20 % of its labels "
                                  "wrong, it should help its task. If shuffled ever comes out positive, the "
@@ -245,6 +278,8 @@ if go:
             raise ExplorerError("Choose at least two tasks: the matrix shows how each task fares with each partner.")
         if not sizes:
             raise ExplorerError("Choose at least one training-set size.")
+        if not archs:
+            raise ExplorerError("Choose at least one architecture.")
         config = replace(TrainConfig(), epochs=epochs, hidden=hidden, device=device,
                          train_size=float(max(sizes))).validate()
         for name in ("sweep_report", "sweep_error", "sweep_note"):
@@ -252,7 +287,7 @@ if go:
         state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity,
                                                 ["shuffled", "noisy"] if with_controls else None,
                                                 max_seeds, effect, "ray" if on_ray else "local",
-                                                (address.strip() or None) if on_ray else None),
+                                                (address.strip() or None) if on_ray else None, archs),
                                      label="sweep"))
         st.rerun()  # redraw with the button disabled and the progress showing
 
@@ -270,3 +305,4 @@ if running:
 elif rep := st.session_state.get("sweep_report"):
     with state.friendly_errors("showing the report"):
         show_report(rep)
+        show_architectures(rep)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages import _state as state
 from pages import _views as views
+from models.architectures import describe as describe_archs
 from explorer.training import trainer as training
 from explorer.training.device import available, describe, resolve_device
 from explorer.errors import ExplorerError
@@ -66,6 +67,8 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
         method = c2.selectbox("Loss weighting method", method_names(), key=f"{prefix}_method",
                               format_func=lambda m: m.upper() if m != "ew" else "EW (equal weights)")
         c2.caption(METHODS[method].description)
+    arch = c2.selectbox("Architecture", list(describe_archs()), key=f"{prefix}_arch",
+                        help="How the tasks share: " + "; ".join(f"{k}: {v}" for k, v in describe_archs().items()))
     size = c3.select_slider("Training-set size", SIZES, value=D["train_size"], key=f"{prefix}_size",
                             format_func=_sizes_label,
                             help="Share of the training rows used; validation and test rows stay the same.")
@@ -82,7 +85,8 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
         patience = e3.slider("Early-stopping patience (0 = off)", 0, 10, base.patience, key=f"{prefix}_patience")
         split_seed = e4.number_input("Split seed", 0, 10_000, base.split_seed, key=f"{prefix}_split")
     config = replace(base, epochs=epochs, train_size=float(size), hidden=hidden, batch_size=batch, patience=patience,
-                     lr=None if lr is None else float(lr), split_seed=int(split_seed), device=device, method=method)
+                     lr=None if lr is None else float(lr), split_seed=int(split_seed), device=device, method=method,
+                     arch=arch)
     return tasks, seeds, config
 
 

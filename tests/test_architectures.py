@@ -166,3 +166,21 @@ def test_cli_sweep_arch_list_and_a_bad_name(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert list(report["by_arch"]) == ["towers", "hps"] and report["config"]["arch"] == "towers"
     assert "by architecture" in capsys.readouterr().out
+
+
+def test_relatedness_page_compares_architectures_and_train_page_offers_them():
+    from explorer.datasets import load_dataset
+    from explorer.relatedness.by_arch import run_arch_sweep
+    from tests.test_app import DIGITS, assert_clean, open_page
+
+    report = run_arch_sweep(load_dataset("digits"), ["digit", "even"], archs=["hps", "towers"],
+                            config=TrainConfig(epochs=1, train_size=100, hidden=8), seeds=2, affinity=False,
+                            surrogate_subsets=0).to_dict()
+    at = open_page("relatedness", **DIGITS, sweep_report=report)
+    assert_clean(at)
+    assert set(at.multiselect(key="rel_archs").options) == set(ARCHS)
+    assert any("Compare architectures" in m.value for m in at.markdown)
+    table = next(d.value for d in at.dataframe if "architecture" in d.value.columns)
+    assert list(table["architecture"]) == ["hps", "towers"]
+    at = open_page("train", **DIGITS)
+    assert at.selectbox(key="train_arch").options == ARCHS
