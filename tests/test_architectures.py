@@ -148,8 +148,8 @@ def test_sweep_per_architecture_holds_each_matrix_and_the_changed_verdicts():
                 differs = report.by_arch["hps"]["pair_verdict"][i][j] != mmoe["pair_verdict"][i][j]
                 assert ((a, b) in changed) == differs
     # one bar over both architectures, ending full
-    assert events[-1]["done"] == events[-1]["total"] and all(e["done"] <= e["total"] for e in events)
-    assert any(e["label"].startswith("mmoe: ") for e in events)
+    assert events[-1].done == events[-1].total and all(e.done <= e.total for e in events)
+    assert any(e.message.startswith("mmoe") for e in events)
     assert parse_report(__import__("json").dumps(report.to_dict())).by_arch.keys() == {"hps", "mmoe"}
 
 

@@ -68,18 +68,11 @@ def load_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> 
     encoder = getattr(args, "encoder", DEFAULT_ENCODER) or DEFAULT_ENCODER
     if encoder == DEFAULT_ENCODER:
         return dataset
-    bars: list[ProgressBar] = []
-
-    def progress(event: dict) -> None:  # only drawn when the embeddings are computed, not read from the cache
-        if not bars:
-            bars.append(ProgressBar(encoder))
-        bars[0].update(event["done"], event["total"], event.get("label", ""))
-
+    bar = ProgressBar(encoder)  # drawn only when the embeddings are computed, not read from the cache
     try:
-        return with_encoder(dataset, encoder, progress=progress)
+        return with_encoder(dataset, encoder, progress=bar)
     finally:
-        for bar in bars:
-            bar.close()
+        bar.close()
 
 
 def _load(args: argparse.Namespace, tasks: list[str] | None = None) -> Dataset:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 
 from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
+from explorer.training.progress import Progress, emit
 
 ENCODERS = {"bow": "bag of words learned with the model (default)",
             "minilm": "all-MiniLM-L6-v2 sentence embeddings, frozen, cached per dataset"}
@@ -37,7 +37,7 @@ CHUNK = 128  # documents per progress update
 # how many times each encoder actually ran (not read from the cache): tests check the cache with it
 COMPUTED: Counter = Counter()
 
-Progress = Callable[[dict], "bool | None"]
+
 
 
 def check_encoder(name: str) -> str:
@@ -102,25 +102,17 @@ def embed_texts(texts: list[str], encoder: str = "minilm", store: Path | None = 
             pass  # a damaged cache file is computed again and replaced
     model = load_minilm()
     parts, label = [], f"embedding {len(texts)} texts with {encoder}"
-    _report(progress, 0, len(texts), label)
+    emit(progress, "embedding", 0, len(texts), label)
     for start in range(0, len(texts), CHUNK):
         chunk = texts[start:start + CHUNK]
         parts.append(model.encode(chunk, batch_size=32, convert_to_numpy=True, show_progress_bar=False,
                                   normalize_embeddings=True).astype(np.float32))
-        if _report(progress, start + len(chunk), len(texts), label) is False:
-            from explorer.errors import Cancelled
-            raise Cancelled("Embedding cancelled.")
+        emit(progress, "embedding", start + len(chunk), len(texts), label)  # False cancels
     out = np.concatenate(parts) if parts else np.zeros((0, model.get_sentence_embedding_dimension()), np.float32)
     COMPUTED[encoder] += 1
     with atomic_file(path, "wb") as f:
         np.save(f, out, allow_pickle=False)
     return out
-
-
-def _report(progress: Progress | None, done: int, total: int, label: str):
-    if progress is not None:
-        return progress({"done": done, "total": max(total, 1), "label": label, "phase": "embedding"})
-    return None
 
 
 def with_encoder(dataset: Dataset, encoder: str = DEFAULT, store: Path | None = None,

@@ -19,6 +19,7 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.relatedness.combos import Progress
+from explorer.training.progress import within
 from explorer.training.trainer import TrainConfig
 from models.architectures import get_architecture, names as arch_names
 
@@ -69,20 +70,6 @@ def verdict_changes(tasks: list[str], by_arch: dict[str, dict]) -> list[dict]:
     return out
 
 
-def _phase_progress(progress: Progress | None, index: int, count: int, arch: str) -> Progress | None:
-    """One architecture's events as its share of one bar: done/total over all architectures."""
-    if progress is None:
-        return None
-    scale = 1000
-
-    def inner(event: dict):
-        total = max(event.get("total") or 1, 1)
-        done = int(scale * (index + min(event.get("done", 0), total) / total))
-        return progress({**event, "done": done, "total": scale * count,
-                         "label": f"{arch}: {event.get('label', '')}".rstrip(": ")})
-    return inner
-
-
 def run_arch_sweep(dataset, tasks, *, archs: Sequence[str] | str | None = None, config: TrainConfig | None = None,
                    progress: Progress | None = None, **kwargs):
     """``explorer.relatedness.sweep.run_sweep`` once per architecture; the report holds ``by_arch``.
@@ -98,7 +85,7 @@ def run_arch_sweep(dataset, tasks, *, archs: Sequence[str] | str | None = None, 
     reports = []
     for k, arch in enumerate(archs):
         reports.append(run_sweep(dataset, tasks, config=dataclasses.replace(config, arch=arch),
-                                 progress=_phase_progress(progress, k, len(archs), arch), **kwargs))
+                                 progress=within(progress, k, 1, len(archs), prefix=arch), **kwargs))
     main = reports[0]
     main.by_arch = {arch: arch_entry(r, arch) for arch, r in zip(archs, reports)}
     main.arch_changes = verdict_changes(main.tasks, main.by_arch)
