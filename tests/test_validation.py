@@ -99,6 +99,91 @@ def test_training_to_nan_saves_nothing(monkeypatch, run_store):
     assert not run_store.exists() or not any(p for p in run_store.iterdir() if not p.name.startswith("."))
 
 
+def _poison_from(step_no: int, poison):
+    """A wrapper of a Steps.forward that poisons the losses of every step from ``step_no`` on, counting them."""
+    seen = {"forward": 0, "updates": 0}
+
+    def wrap(forward):
+        def inner(self, rows):
+            step = forward(self, rows)
+            seen["forward"] += 1
+            if step is not None and seen["forward"] >= step_no:
+                step.losses = poison(step.losses)
+            return step
+        return inner
+
+    def count(update):
+        def inner(self, step):
+            seen["updates"] += 1
+            return update(self, step)
+        return inner
+    return seen, wrap, count
+
+
+def test_non_finite_loss_stops_at_the_first_bad_step(monkeypatch):
+    """Step 3 of 5 in epoch 1 turns NaN: two updates ran, the third never did (per-epoch checks ran all 5)."""
+    from explorer.training.trainer import ModelSteps, train
+    from tests.helpers import tiny_digits
+    seen, wrap, count = _poison_from(3, lambda losses: {k: v * float("nan") for k, v in losses.items()})
+    monkeypatch.setattr(ModelSteps, "forward", wrap(ModelSteps.forward))
+    monkeypatch.setattr(ModelSteps, "update", count(ModelSteps.update))
+    config = TrainConfig(epochs=2, hidden=8, batch_size=64, train_size=300)
+    with pytest.raises(ExplorerError, match=r"non-finite loss for digit, even at step 3 \(epoch 1\)"):
+        train(tiny_digits(), ["digit", "even"], config)
+    assert seen == {"forward": 3, "updates": 2}
+
+
+def test_non_finite_loss_stops_a_batched_stack_at_the_slot(monkeypatch):
+    """One slot's loss turns inf at step 2: the stack stops before that update, naming the slot and task."""
+    from explorer.training.batched import StackSteps, train_combinations
+    from tests.helpers import tiny_digits
+
+    def poison(losses):  # [slots, tasks]: slot 5 = (digit, even) seed 1, its task "even"
+        losses = losses.clone()
+        losses[5, 1] = float("inf")
+        return losses
+    seen, wrap, count = _poison_from(2, poison)
+    monkeypatch.setattr(StackSteps, "forward", wrap(StackSteps.forward))
+    monkeypatch.setattr(StackSteps, "update", count(StackSteps.update))
+    config = TrainConfig(epochs=2, hidden=8, batch_size=64, train_size=300)
+    combos = [("digit",), ("even",), ("digit", "even")]
+    with pytest.raises(ExplorerError, match=r"for even in the model of digit\+even seed 1 at step 2 \(epoch 1\)"):
+        train_combinations(tiny_digits(), combos, config, seeds=[0, 1])
+    assert seen == {"forward": 2, "updates": 1}
+
+
+def test_a_slot_poisoned_outside_its_combination_does_not_stop(monkeypatch):
+    """Only losses that count are checked: a NaN in a task the slot does not train is not a failure."""
+    from explorer.training.batched import StackSteps, train_combinations
+    from tests.helpers import tiny_digits
+
+    def poison(losses):  # slot 0 = (digit,) seed 0: task 'even' is not in its combination
+        losses = losses.clone()
+        losses[0, 1] = float("nan")
+        return losses
+    seen, wrap, count = _poison_from(1, poison)
+    monkeypatch.setattr(StackSteps, "forward", wrap(StackSteps.forward))
+    runs = train_combinations(tiny_digits(), [("digit",), ("digit", "even")],
+                              TrainConfig(epochs=1, hidden=8, batch_size=64, train_size=300), seeds=[0])
+    assert len(runs) == 2 and seen["forward"] == 5
+
+
+def test_sweep_to_nan_exits_2_and_writes_nothing(monkeypatch, run_store, tmp_path, capsys):
+    from explorer.cli import main
+    from explorer.training.batched import StackSteps
+    seen, wrap, _ = _poison_from(1, lambda losses: losses * float("nan"))
+    monkeypatch.setattr(StackSteps, "forward", wrap(StackSteps.forward))
+    out = tmp_path / "report.json"
+    code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5", "--seeds", "1", "--max-seeds", "1",
+                 "--epochs", "2", "--hidden", "8", "--train-size", "300", "--no-affinity", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and seen["forward"] == 1
+    assert err.startswith("error: Training produced a non-finite loss") and "\n" not in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not run_store.exists() or not any(p for p in run_store.iterdir() if not p.name.startswith("."))
+
+
 def test_wide_file_loads_without_per_column_frame_inserts():
     # 3,000 columns: before, one PerformanceWarning (a copy of the frame) per inserted column.
     cols = [f"c{i}" for i in range(3000)]

@@ -251,7 +251,8 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     stopping = SlotStopping(stack, steps.names, config.patience)
     total = steps.steps_per_epoch * config.epochs
     text = f"{len(combinations)} combinations x {len(seeds)} seeds, batched"
-    hooks = [FiniteLoss(), stopping] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
+    finite = FiniteLoss([f"{'+'.join(combo)} seed {seed}" for seed in seeds for combo in combinations], steps.names)
+    hooks = [finite, stopping] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
     fit(steps, config.epochs, total, hooks)
     outputs = _outputs(stack, prepared.x["test"].to(device)).cpu()
     seconds = (time.perf_counter() - start) / stack.slots  # the stack's time, shared out per model

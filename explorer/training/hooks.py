@@ -151,23 +151,90 @@ class EarlyStopping(Callback):
 
 
 class FiniteLoss(Callback):
-    """Stop at the first epoch whose training or validation loss is not finite.
+    """Stop at the first step whose loss is not finite, before that step updates the weights.
 
     The data checks refuse infinite and huge values, so a NaN here comes from
     training itself (a too-high learning rate); going on would save a NaN model.
-    Raising means nothing of this training is saved.
+    Raising means nothing of this training is saved. Every step's losses are
+    checked (the loss is already computed: one ``isfinite`` over a few numbers);
+    in batched mode per slot, only where ``step.extra["valid"]`` says the loss
+    counts, and the message names the slot (``slots``: one label per slot).
+    On a GPU the check reads the previous step's flag (copied without blocking),
+    so the device never waits for the host: training then stops one step later.
+    Each epoch's validation losses are checked too.
     """
 
+    def __init__(self, slots: Sequence[str] | None = None, tasks: Sequence[str] | None = None):
+        self.slots, self.tasks = slots, tasks
+        self._pending: tuple | None = None   # GPU: (flag copy, event, step, bad mask) not yet read
+
+    def before_update(self, step: Step) -> None:
+        losses = step.losses
+        if isinstance(losses, dict):
+            if not losses:
+                return
+            values = torch.stack([v.detach().reshape(()) for v in losses.values()])
+            bad = ~torch.isfinite(values)
+            names = list(losses)
+        else:  # batched: [slots, tasks]
+            valid = step.extra.get("valid")
+            bad = ~torch.isfinite(losses.detach())
+            if valid is not None:
+                bad &= valid.bool()
+            names = None
+        if bad.device.type == "cpu":
+            if bool(bad.any()):
+                self._raise(step, bad, names)
+            return
+        self._check_pending()
+        flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+        flag.copy_(bad.any(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._pending = (flag, event, step.index, step.epoch, bad, names)
+
+    def _check_pending(self) -> None:
+        if self._pending is None:
+            return
+        flag, event, index, epoch, bad, names = self._pending
+        self._pending = None
+        event.synchronize()
+        if bool(flag):
+            self._raise(None, bad.cpu(), names, index, epoch)
+
+    def _raise(self, step: Step | None, bad: torch.Tensor, names, index: int = 0, epoch: int = 0) -> None:
+        index, epoch = (step.index, step.epoch) if step is not None else (index, epoch)
+        if names is not None:
+            where = "for " + ", ".join(str(n) for n, b in zip(names, bad.tolist()) if b)
+        else:
+            where = self._slot(*(int(i) for i in torch.nonzero(bad)[0]))
+        raise ExplorerError(f"Training produced a non-finite loss {where} at step {index} (epoch {epoch}), so it "
+                            "stopped and saved nothing. Lower the learning rate (--lr), or check the data for "
+                            "extreme values.")
+
     def on_epoch(self, epoch: Epoch) -> None:
+        self._check_pending()
         for part in ("train", "val"):
             losses = getattr(epoch, part)
             if isinstance(losses, dict):
                 bad = [k for k, v in losses.items() if not math.isfinite(float(v))]
+                where = f"for {', '.join(map(str, bad))}"
             else:  # batched: [slots, tasks], only where ``<part>_valid`` says the loss counts
+                mask = ~torch.isfinite(losses)
                 valid = epoch.extra.get(f"{part}_valid")
-                values = losses if valid is None else losses[valid.bool()]
-                bad = ["a task"] if not bool(torch.isfinite(values).all()) else []
+                if valid is not None:
+                    mask &= valid.bool()
+                bad = mask.cpu().nonzero().tolist()
+                where = self._slot(*bad[0]) if bad else ""
             if bad:
-                raise ExplorerError(f"Training produced a non-finite {part} loss for {', '.join(map(str, bad))} "
-                                    f"in epoch {epoch.epoch}, so it stopped and saved nothing. Lower the "
-                                    "learning rate (--lr), or check the data for extreme values.")
+                raise ExplorerError(f"Training produced a non-finite {part} loss {where} in epoch {epoch.epoch}, "
+                                    "so it stopped and saved nothing. Lower the learning rate (--lr), or check "
+                                    "the data for extreme values.")
+
+    def _slot(self, slot: int, task: int) -> str:
+        slot_name = self.slots[slot] if self.slots and slot < len(self.slots) else f"slot {slot + 1}"
+        task_name = self.tasks[task] if self.tasks and task < len(self.tasks) else f"task {task + 1}"
+        return f"for {task_name} in the model of {slot_name}"
+
+    def on_end(self, steps: Steps) -> None:
+        self._check_pending()
