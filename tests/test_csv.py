@@ -154,11 +154,15 @@ def test_label_with_one_class():
         load_csv(data=data, text_col="review", label_cols=["sentiment"])
 
 
-def test_label_with_only_missing_values():
+@pytest.mark.parametrize("fill", [None, "", "   "])
+def test_label_with_only_missing_values(fill):
+    """An all-empty label column beside a text column: the named checker's one sentence (column and fix)."""
     df = pd.read_csv(io.BytesIO(reviews_csv()))
-    df["empty"] = None
-    with pytest.raises(ExplorerError, match="'empty' has only missing values"):
-        load_csv(data=df.to_csv(index=False).encode(), text_col="review", label_cols=["empty"])
+    df["empty"] = fill
+    with pytest.raises(ExplorerError) as info:
+        load_csv(data=df.to_csv(index=False).encode(), text_col="review", label_cols=["sentiment", "empty"])
+    assert str(info.value) == ("The label column 'empty' is empty in every row. Choose a column that holds "
+                               "labels, or drop it from the label columns.")
 
 
 def test_too_many_classes():
@@ -169,7 +173,8 @@ def test_too_many_classes():
 
 def test_blank_text_column():
     rows = "\n".join(f" ,{'a' if i % 2 else 'b'}" for i in range(20))
-    with pytest.raises(ExplorerError, match="Text column 'review' is empty: every row is blank"):
+    with pytest.raises(ExplorerError, match="^The text column 'review' is empty in every row. Choose the column "
+                                            "that holds the text.$"):
         load_csv(data=f"review,label\n{rows}\n".encode(), text_col="review", label_cols=["label"])
 
 
@@ -198,3 +203,17 @@ def test_kind_for_a_column_that_is_not_a_label():
 def test_bad_kind():
     with pytest.raises(ExplorerError, match="unknown kind 'ordinal'"):
         load_csv(data=reviews_csv(), text_col="review", label_cols=["stars"], kinds={"stars": "ordinal"})
+
+
+@pytest.mark.parametrize("role", ["feature", "text"])
+def test_input_column_names_have_the_task_name_limit(role):
+    """Feature and text column names: the same 200-character limit as task names (one sentence, the fix)."""
+    long = "w" * 201
+    frame = pd.DataFrame({long: [f"word {i}" if role == "text" else i for i in range(20)], "y": ["a", "b"] * 10})
+    kwargs = dict(text_col=long) if role == "text" else dict(feature_cols=[long])
+    with pytest.raises(ExplorerError, match=rf"^The {role} column name 'w{{40}}\.\.\.' has 201 characters; the "
+                                            r"limit is 200\. Rename it in the CSV header\.$"):
+        load_csv(data=frame.to_csv(index=False).encode(), label_cols=["y"], **kwargs)
+    ok = frame.rename(columns={long: "w" * 200})
+    kwargs = dict(text_col="w" * 200) if role == "text" else dict(feature_cols=["w" * 200])
+    assert load_csv(data=ok.to_csv(index=False).encode(), label_cols=["y"], **kwargs).task_names == ["y"]

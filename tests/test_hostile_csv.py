@@ -114,7 +114,19 @@ def cases():
     yield "label with one class", to_bytes(df), kw, "one class"
     df = base()
     df["y"] = np.nan
-    yield "label all missing", to_bytes(df), kw, "only missing"
+    long = "f" * 201
+    yield "feature name of 201 characters", to_bytes(renamed("x1", long)), \
+        dict(feature_cols=[long, "x2"], label_cols=["y"]), "feature column name 'ffff"
+    yield "feature name of 200 characters", to_bytes(renamed("x1", "f" * 200)), \
+        dict(feature_cols=["f" * 200, "x2"], label_cols=["y"]), {"y": ("no", "yes")}
+    yield "label all missing", to_bytes(df), kw, "label column 'y' is empty in every row"
+    text = pd.DataFrame({"note": [f"note number {i}" for i in range(30)], "y": ["a", "b"] * 15})
+    yield "text: label all blank", to_bytes(text.assign(y="  ")), dict(text_col="note", label_cols=["y"]), \
+        "label column 'y' is empty in every row"
+    yield "text: label all missing", to_bytes(text.assign(y=np.nan)), dict(text_col="note", label_cols=["y"]), \
+        "label column 'y' is empty in every row"
+    yield "text: text all blank", to_bytes(text.assign(note=" ")), dict(text_col="note", label_cols=["y"]), \
+        "text column 'note' is empty in every row"
     df = base(n=300)
     df["y"] = [f"k{i}" for i in range(300)]
     yield "label with 300 classes", to_bytes(df), dict(feature_cols=["x1"], label_cols=["y"]), "classes"

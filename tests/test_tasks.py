@@ -73,9 +73,9 @@ def test_description_and_dict_round_trip():
 
 
 def test_only_missing_values():
-    with pytest.raises(ExplorerError, match="only missing values"):
+    with pytest.raises(ExplorerError, match="The label column 't' is empty in every row"):
         encode_labels("t", pd.Series([None, " ", None], dtype=object))
-    with pytest.raises(ExplorerError, match="only missing values"):
+    with pytest.raises(ExplorerError, match="The label column 't' is empty in every row"):
         encode_labels("t", pd.Series([np.nan, np.nan]))
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.errors import ExplorerError
-from explorer.data.validation import check_finite, normalise_label
+from explorer.data.validation import check_finite, check_not_empty, normalise_label
 
 Kind = Literal["binary", "multiclass", "regression"]
 KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
@@ -60,12 +60,10 @@ def encode_labels(name: str, values: pd.Series, kind: str | None = None,
     """
     if kind is not None and kind not in KINDS:
         raise ExplorerError(f"Task '{name}': unknown kind '{kind}'. Use one of {', '.join(KINDS)}.")
+    check_not_empty(name, values, "label column")
     present = values.dropna()
     if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
         present = present[present.astype(str).str.strip() != ""]
-    if len(present) == 0:
-        raise ExplorerError(f"Label column '{name}' has only missing values: it cannot be a task. "
-                            "Choose a column with labels, or drop it from the tasks.")
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     if kind is None:
         kind = "regression" if numeric and present.nunique() > 20 else (

@@ -75,13 +75,25 @@ def check_finite(name: str, values, role: str = "numeric feature") -> np.ndarray
     return x
 
 
-def check_not_empty(name: str, values: pd.Series, role: str = "feature column") -> None:
-    """Refuse a column with no value in any row (it would train silently on nothing)."""
+EMPTY_FIXES = {
+    "feature column": "Remove it from the feature columns.",
+    "label column": "Choose a column that holds labels, or drop it from the label columns.",
+    "text column": "Choose the column that holds the text.",
+}
+
+
+def check_not_empty(name: str, values, role: str = "feature column", fix: str | None = None) -> None:
+    """Refuse a column with no value in any row (missing or blank): it would train silently on nothing.
+
+    ``role`` names what the column is for ("feature column", "label column", "text column"); ``fix`` says
+    what to do instead (by default the role's entry of ``EMPTY_FIXES``)."""
+    values = values if isinstance(values, pd.Series) else pd.Series(values)
     present = values.dropna()
     if not pd.api.types.is_numeric_dtype(values):
         present = present[present.astype(str).str.strip() != ""]
     if len(present) == 0:
-        raise ExplorerError(f"The {role} '{name}' is empty in every row. Remove it from the feature columns.")
+        fix = fix or EMPTY_FIXES.get(role, "Choose another column.")
+        raise ExplorerError(f"The {role} '{name}' is empty in every row. {fix}")
 
 
 def check_categorical(name: str, values: pd.Series, limit: int = MAX_CATEGORY_LEVELS) -> None:

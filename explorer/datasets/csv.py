@@ -136,6 +136,8 @@ def _check_columns(df: pd.DataFrame, text_col: str | None, feature_cols: list[st
     inputs = [text_col] if text_col is not None else list(feature_cols)
     for col in label_cols:
         check_name(col, "label column")
+    for col in inputs:  # the same limit as task names: feature names are shown in tables, plots and bundles
+        check_name(col, "text column" if col == text_col else "feature column")
     for col in [*inputs, *label_cols]:
         if col not in df.columns:
             raise ExplorerError(f"Column '{col}' is not in the CSV file. Available columns: {available}.")
@@ -209,10 +211,8 @@ def load_csv(path: str | os.PathLike | None = None, data: bytes | None = None, *
     categorical: list[str] = []
     if text_col is not None:
         column = df[text_col]
+        check_not_empty(text_col, column, "text column")
         texts = column.astype(object).where(column.notna(), "").astype(str).tolist()
-        if not any(t.strip() for t in texts):
-            raise ExplorerError(f"Text column '{text_col}' is empty: every row is blank. Choose the column "
-                                "that holds the text.")
         modality, inputs = "text", texts
     else:
         modality = "tabular"
