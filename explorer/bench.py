@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -410,3 +411,84 @@ def gpu_check(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: int = 
     out["max_abs_gain_difference"] = round(max(diffs), 6) if diffs else None
     out["speed_ratio_cpu_over_cuda"] = round(out["cpu_seconds"] / out["cuda_seconds"], 2)
     return out
+
+
+# The issue's bounds for one MiniLM embedding pass over the news corpus on a 2-core CPU.
+MINILM_BOUNDS = {"peak_rss_mib": 2048, "seconds": 180}
+
+
+def _embedding_pass(dataset_name: str, rows: int | None, store: str) -> None:
+    """The child of ``minilm_bench``: embed the texts into an empty store; print one JSON line of timings."""
+    import json
+
+    from explorer.commands._common import ProgressBar
+    from explorer.data.sentence import embed_texts
+    from explorer.datasets import load_dataset
+
+    t0 = time.perf_counter()
+    try:
+        dataset = load_dataset(dataset_name)
+        if dataset.modality != "text":
+            raise ExplorerError(f"--minilm embeds texts; '{dataset_name}' is {dataset.modality} data.")
+    except ExplorerError as e:  # the parent reports it as its own one sentence
+        print(json.dumps({"error": str(e)}))
+        return
+    texts = list(dataset.inputs)[:rows] if rows else list(dataset.inputs)
+    load_s, rss_before = time.perf_counter() - t0, _peak_rss_mib()
+    bar = ProgressBar("minilm")
+    t0 = time.perf_counter()
+    try:
+        emb = embed_texts(texts, "minilm", store=Path(store), progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps({"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
+                      "dim": int(emb.shape[1]), "seconds": round(time.perf_counter() - t0, 2),
+                      "dataset_load_seconds": round(load_s, 2), "rss_before_mib": round(rss_before, 1),
+                      "peak_rss_mib": round(_peak_rss_mib(), 1), "torch_threads": torch.get_num_threads()}))
+
+
+def minilm_bench(dataset_name: str = "news", rows: int | None = None) -> dict:
+    """One MiniLM embedding pass over a text dataset, timed in a fresh process so its peak RSS is its own.
+
+    The child loads the dataset and the packaged all-MiniLM-L6-v2, embeds every
+    text (``explorer.data.sentence.embed_texts``, the code a sweep runs) into a
+    temporary store, so the cache is neither read nor filled, and reports its
+    wall time and its peak resident memory (VmHWM: torch, the model and the
+    embeddings together). ``rows``: only the first rows (a quick check).
+    """
+    import json
+    import tempfile
+
+    if rows is not None and rows < 1:
+        raise ExplorerError(f"--rows must be >= 1, got {rows}.")
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory(prefix="explorer-minilm-bench-") as store:
+        code = f"from explorer.bench import _embedding_pass; _embedding_pass({dataset_name!r}, {rows!r}, {store!r})"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=None, text=True,
+                              env=env)
+        process_s = time.perf_counter() - t0
+    lines = proc.stdout.strip().splitlines()
+    child = json.loads(lines[-1]) if proc.returncode == 0 and lines else {}
+    if "error" in child:
+        raise ExplorerError(child["error"])
+    if not child:
+        raise ExplorerError(f"The MiniLM embedding pass failed (exit status {proc.returncode}); its error is above.")
+    out = {"dataset": dataset_name, **child, "process_seconds": round(process_s, 2),
+           "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+           "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+           "bounds": dict(MINILM_BOUNDS)}
+    out["within_bounds"] = bool(out["peak_rss_mib"] < MINILM_BOUNDS["peak_rss_mib"]
+                                and out["seconds"] < MINILM_BOUNDS["seconds"])
+    return out
+
+
+def format_minilm(result: dict) -> str:
+    b = result["bounds"]
+    load = ", ".join(f"{x:.1f}" for x in result["load_average"] or [])
+    return (f"minilm embedding pass ({result['dataset']}, {result['texts']} texts, {result['mean_chars']:.0f} "
+            f"characters on average, {result['torch_threads']} torch threads, {result['cpus']} CPUs, load average "
+            f"{load}): {result['seconds']:.1f} s (bound {b['seconds']} s), peak RSS {result['peak_rss_mib']:.0f} MiB "
+            f"(bound {b['peak_rss_mib']} MiB): {'within' if result['within_bounds'] else 'OUTSIDE'} the bounds; "
+            f"the process took {result['process_seconds']:.1f} s with imports and loading the data")

@@ -54,9 +54,9 @@ def test_hps_is_todays_model():
 def test_architecture_is_part_of_the_reuse_key_except_the_default():
     hps, mmoe = TrainConfig(), TrainConfig(arch="mmoe")
     assert reuse_key("f", ["a"], hps) != reuse_key("f", ["a"], mmoe)
-    # runs stored before architectures existed (no 'arch' in the config) keep their key
+    # runs stored before architectures existed (no 'arch' or 'experts' in the config) keep their key
     import hashlib, json
-    old = {k: v for k, v in hps.to_dict().items() if k not in ("device", "arch")}
+    old = {k: v for k, v in hps.to_dict().items() if k not in ("device", "arch", "experts")}
     blob = json.dumps({"data": "f", "tasks": ["a"], "config": old}, sort_keys=True)
     assert reuse_key("f", ["a"], hps) == hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -184,3 +184,30 @@ def test_relatedness_page_compares_architectures_and_train_page_offers_them():
     assert list(table["architecture"]) == ["hps", "towers"]
     at = open_page("train", **DIGITS)
     assert at.selectbox(key="train_arch").options == ARCHS
+
+
+def test_mmoe_experts_come_from_the_config_in_both_trainers_and_survive_a_save(tmp_path):
+    digits = tiny_digits()
+    config = TrainConfig(epochs=1, train_size=120, hidden=8, arch="mmoe", experts=2)
+    sequential = train_combinations(digits, COMBOS[2:], config, [0], mode="sequential")
+    _assert_same_runs(sequential, train_combinations(digits, COMBOS[2:], config, [0], mode="batched"))
+    result = train(digits, ["digit", "even"], config)
+    assert len(result.model.encoder.experts) == 2 and result.model.spec.extra == {"experts": 2}
+    assert len(load_run(save_run(result, tmp_path).id, tmp_path).model().encoder.experts) == 2
+    # the other architectures ignore the setting; the default count keeps the keys runs had before it
+    assert MultiTaskModel(ModelSpec("tabular", {"n_features": 3}, {"a": 1}, arch="hps")).spec.extra == {}
+    assert reuse_key("f", ["a"], TrainConfig(arch="mmoe", experts=4)) == reuse_key("f", ["a"], TrainConfig(arch="mmoe"))
+    assert reuse_key("f", ["a"], TrainConfig(experts=2)) == reuse_key("f", ["a"], TrainConfig())
+    assert reuse_key("f", ["a"], config) != reuse_key("f", ["a"], TrainConfig(arch="mmoe", train_size=120, hidden=8,
+                                                                             epochs=1))
+
+
+@pytest.mark.parametrize("value", [0, 17])
+def test_a_bad_number_of_experts_is_one_sentence_before_any_data_loads(value, tmp_path, capsys):
+    from explorer.cli import main
+
+    assert main(["sweep", "--dataset", "news", "--tasks", "outlet,funding", "--arch", "hps,mmoe", "--encoder",
+                 "minilm", "--experts", str(value), "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: experts must be between 1 and 16, got {value}. It is the number of MMoE experts "
+                   "(default 4)."]

@@ -63,3 +63,21 @@ def test_bench_load_times_the_sweep_alone_and_beside_a_cpu_load(capsys):
     assert out["load_processes"] == 1 and out["alone_seconds"] > 0 and out["loaded_seconds"] > 0
     assert out["slowdown"] == pytest.approx(out["loaded_seconds"] / out["alone_seconds"], rel=0.2)
     assert out["fair_slowdown"] >= 1 and "slowdown" in captured.err
+
+
+def test_bench_minilm_embeds_in_a_fresh_process_and_reports_its_peak_memory(capsys):
+    assert main(["bench", "--minilm", "--rows", "8"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["dataset"] == "news" and out["texts"] == 8 and out["dim"] == 384
+    # the child's own peak: above what it held before the pass (torch and the model load in it), not ours
+    assert out["peak_rss_mib"] > out["rss_before_mib"] > 0 and out["seconds"] > 0
+    assert out["within_bounds"] == (out["peak_rss_mib"] < 2048 and out["seconds"] < 180)
+    assert "minilm embedding pass" in captured.err and "bound 2048 MiB" in captured.err
+
+
+def test_bench_minilm_refuses_tabular_data_and_rows_without_it(capsys):
+    assert main(["bench", "--minilm", "--dataset", "digits", "--rows", "4"]) == 2
+    assert main(["bench", "--dataset", "digits", "--rows", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "embeds texts; 'digits' is image data" in err and "--rows only applies with --minilm." in err

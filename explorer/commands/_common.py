@@ -14,6 +14,7 @@ from explorer.training.progress import ProgressEvent
 from explorer.training.trainer import DEFAULT_LR, TrainConfig
 from explorer.data.sentence import DEFAULT as DEFAULT_ENCODER, ENCODERS as TEXT_ENCODERS, with_encoder
 from models.architectures import describe as describe_archs
+from models.architectures.mmoe import MAX_EXPERTS
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +54,8 @@ def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
     g.add_argument("--device", default=d.device, help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     g.add_argument("--arch", default=d.arch, help="how the tasks share: " + "; ".join(
         f"{name} = {text}" for name, text in describe_archs().items()) + f" (default: {d.arch})")
+    g.add_argument("--experts", type=int, default=d.experts,
+                   help=f"mmoe: the number of shared experts, 1 to {MAX_EXPERTS} (default: {d.experts})")
 
 
 def split_list(value: str | None, what: str) -> list[str]:
@@ -100,6 +103,8 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
                   patience=args.patience, train_size=int(size) if size > 1 and float(size).is_integer() else size,
                   split_seed=args.split_seed, device=args.device)
+    if hasattr(args, "experts"):
+        values["experts"] = args.experts
     if hasattr(args, "seed"):
         values["seed"] = args.seed
     if hasattr(args, "method"):

@@ -42,6 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-check", action="store_true",
                    help="instead: train the batched sweep on CUDA and on the CPU with the same seeds; print the "
                         "largest gain difference and the speed ratio ('no CUDA device' and exit 0 without one)")
+    p.add_argument("--minilm", action="store_true",
+                   help="instead: time one MiniLM embedding pass over the dataset's texts "
+                        "in a fresh process, cache neither read nor written; print its seconds and peak RSS "
+                        "against the bounds (under 180 s, under 2 GiB)")
+    p.add_argument("--rows", type=int, help="with --minilm: embed only the first ROWS texts (a quick check)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
@@ -55,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
     if args.address:
         from explorer.training.backends import check_backend
         check_backend(args.backend, args.address)
+    if args.minilm:
+        from explorer.bench import format_minilm, minilm_bench
+        result = minilm_bench(args.dataset, args.rows)
+        print(format_minilm(result), file=sys.stderr)
+        print_json(result)
+        return 0
+    if args.rows is not None:
+        raise ExplorerError("--rows only applies with --minilm.")
     if args.gpu_check and not torch.cuda.is_available():
         print("no CUDA device: the GPU check needs one (nothing to compare on this machine)")
         return 0

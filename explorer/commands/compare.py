@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.out, args.html):
         if path:
             check_writable(path)  # before the training, not after it
+    config = config_from_args(args)  # bad settings are one line before the data loads (or is embedded)
     dataset = load_from_args(args, tasks)
-    config = config_from_args(args)
     bar = ProgressBar("compare")
     try:
         result = compare_methods(dataset, tasks, methods, seeds=args.seeds, config=config, progress=bar)

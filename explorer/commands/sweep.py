@@ -171,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
         if path:
             check_writable(path)  # before the sweep, not after it
     archs = check_archs(args.arch)  # before loading anything big
+    config = config_from_args(args)  # bad settings are one line before the data loads (or is embedded)
     dataset = load_from_args(args, tasks)
-    config = config_from_args(args)
     bar = ProgressBar("sweep")
     try:
         report = run_arch_sweep(dataset, tasks, archs=archs, order=args.order, seeds=args.seeds, config=config,

@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     tasks = split_list(args.tasks, "--tasks")
+    config = config_from_args(args)  # bad settings are one line before the data loads (or is embedded)
     dataset = load_from_args(args, tasks)
-    config = config_from_args(args)
     if not args.no_save:
         check_store_writable()  # before training: a model trained for nothing is the worst outcome
     bar = ProgressBar(f"train {'+'.join(tasks)}")

@@ -33,6 +33,7 @@ from explorer.store.predict import Predictor
 from explorer.data.preprocess import preprocessor_from_dict
 from explorer.data.tasks import Task
 from explorer.training.trainer import TrainConfig, TrainResult
+from models.architectures.mmoe import EXPERTS
 from models import ModelSpec, MultiTaskModel
 from models.architectures import DEFAULT as DEFAULT_ARCH
 
@@ -106,10 +107,12 @@ def reuse_key(fingerprint: str, tasks: list[str], config: TrainConfig) -> str:
     """Runs with equal keys are interchangeable: same data, tasks, split and settings.
 
     The device is left out: a baseline trained on the GPU serves a CPU comparison. The default
-    architecture is left out too, so runs stored before architectures existed keep their keys.
+    architecture is left out too, so runs stored before architectures existed keep their keys, and so
+    is the number of experts unless the architecture uses it and it is not the default.
     """
     settings = {k: v for k, v in config.to_dict().items()
-                if k != "device" and not (k == "arch" and v == DEFAULT_ARCH)}
+                if k != "device" and not (k == "arch" and v == DEFAULT_ARCH)
+                and not (k == "experts" and (v == EXPERTS or config.arch != "mmoe"))}
     blob = json.dumps({"data": fingerprint, "tasks": sorted(tasks), "config": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 

@@ -27,6 +27,7 @@ from explorer.data.preprocess import Preprocessor, fit_preprocessor
 from explorer.data.tasks import Task, has_label
 from models import ModelSpec, MultiTaskModel
 from models.architectures import DEFAULT as DEFAULT_ARCH, get_architecture
+from models.architectures.mmoe import EXPERTS, MAX_EXPERTS
 from models.seeded import seed_model, unseed_dropout
 
 # Adam step sizes per modality, chosen so the best validation epoch sits inside the 10-epoch run
@@ -53,6 +54,7 @@ class TrainConfig:
     method: str = "ew"
     device: str = "auto"
     arch: str = DEFAULT_ARCH  # how the tasks share (models.architectures): hps, mmoe, towers
+    experts: int = EXPERTS   # mmoe only: the number of shared experts
 
     def resolve(self, modality: str) -> "TrainConfig":
         """A validated copy with the modality's defaults filled in (what a run records)."""
@@ -72,6 +74,8 @@ class TrainConfig:
         if not 0 <= self.dropout < 1:
             raise ExplorerError(f"dropout must be in [0, 1), got {self.dropout!r}.")
         get_architecture(self.arch)  # an unknown name is an error that lists the known ones
+        check_int_param("experts", self.experts, 1, MAX_EXPERTS,
+                        f"It is the number of MMoE experts (default {EXPERTS}).")
         if self.patience < 0:
             raise ExplorerError(f"patience must be >= 0 (0 turns early stopping off), got {self.patience!r}.")
         return self
@@ -162,7 +166,8 @@ def batch_losses(tasks: list[Task], outputs: dict[str, torch.Tensor],
 def model_spec(prepared: Prepared, config: TrainConfig) -> ModelSpec:
     return ModelSpec(modality=prepared.preprocessor.modality, input=prepared.preprocessor.input_spec,
                      heads={t.name: t.n_outputs for t in prepared.tasks}, hidden=config.hidden,
-                     embed_dim=config.embed_dim, dropout=config.dropout, arch=config.arch)
+                     embed_dim=config.embed_dim, dropout=config.dropout, arch=config.arch,
+                     extra=get_architecture(config.arch).settings(config))
 
 
 class ModelSteps:

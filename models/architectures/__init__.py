@@ -29,6 +29,10 @@ class Architecture:
     name: str = ""
     description: str = ""
 
+    def settings(self, config) -> dict[str, int]:
+        """This architecture's own settings from a training config, for ``ModelSpec.extra`` (none by default)."""
+        return {}
+
     # -- the model trained alone -------------------------------------------------------------------
     def build(self, model: nn.Module, spec) -> None:
         """Create ``model.encoder`` and anything per task but the heads (``model.heads`` comes after)."""

@@ -12,7 +12,8 @@ from torch import nn
 
 from models.architectures import Architecture, StackedMLP, modality_encoder, register, task_heads
 
-EXPERTS = 4  # ModelSpec.extra["experts"] overrides it
+EXPERTS = 4  # the default; ModelSpec.extra["experts"] (TrainConfig.experts, --experts) overrides it
+MAX_EXPERTS = 16  # each expert is a copy of the encoder MLP
 
 
 def n_experts(spec) -> int:
@@ -59,7 +60,11 @@ class MMoEEncoder(nn.Module):
 @register
 class MMoE(Architecture):
     name = "mmoe"
-    description = f"Mixture of experts: {EXPERTS} shared expert encoders, a softmax gate per task (Ma et al. 2018)."
+    description = (f"Mixture of experts: k shared expert encoders (--experts, default {EXPERTS}), a softmax gate "
+                   "per task (Ma et al. 2018).")
+
+    def settings(self, config) -> dict[str, int]:
+        return {"experts": int(getattr(config, "experts", EXPERTS))}
 
     def build(self, model, spec) -> None:
         model.encoder = MMoEEncoder(spec)
