@@ -8,6 +8,7 @@ from math import comb
 import pandas as pd
 import streamlit as st
 
+from pages import _jobs as jobs
 from pages import _state as state
 from pages import _views as views
 from explorer.training.device import available, describe, resolve_device
@@ -81,35 +82,6 @@ def show_architectures(rep: dict) -> None:
                      hide_index=True)
     else:
         st.caption("No cell changes verdict between the architectures.")
-
-
-@st.fragment(run_every=1.0)
-def live() -> None:
-    j = state.job("sweep")
-    if j is None:
-        return
-    if j.done:
-        st.rerun(scope="app")
-    st.progress(min(1.0, j.fraction), text=state.progress_text(j, "Sweep"))
-    if j.last_event is not None and j.last_event.message:
-        st.caption(f"Now: {j.last_event.message}")
-    if j.cancel_requested:
-        st.info("Cancelling… the current training step finishes, then it stops.")
-    else:
-        st.button("Cancel", key="sweep_cancel", on_click=j.cancel, icon=":material/stop_circle:")
-
-
-def collect() -> None:
-    j = state.job("sweep")
-    if j is None or j.running:
-        return
-    if j.status == "done":
-        st.session_state["sweep_report"] = j.result
-    elif j.status == "failed":
-        st.session_state["sweep_error"] = j.error
-    else:
-        st.session_state["sweep_note"] = f"Sweep cancelled after {format_seconds(j.elapsed)}: nothing was kept."
-    state.clear_job("sweep")
 
 
 def show_estimates(rep: dict) -> None:
@@ -222,7 +194,7 @@ def show_report(rep: dict) -> None:
                        file_name="report.html", mime="text/html", key="rel_html", icon=":material/download:")
 
 
-collect()
+jobs.collect("sweep", result_key="sweep_report", cancelled="Sweep cancelled")
 tasks = state.task_picker(ds, "rel_tasks", "Tasks (2 to 8)", max_selections=8,
                           help="Every task is trained alone, and every pair together.")
 c1, c2, c3 = st.columns(3)
@@ -301,7 +273,7 @@ with st.expander("Open a saved report (report.json)"):
                 st.session_state["sweep_report"] = uploaded.to_dict()
 
 if running:
-    live()
+    jobs.live("sweep", "Sweep", losses=False)
 elif rep := st.session_state.get("sweep_report"):
     with state.friendly_errors("showing the report"):
         show_report(rep)

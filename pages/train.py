@@ -7,19 +7,20 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
+from pages import _jobs as jobs
 from pages import _state as state
 from pages import _views as views
 from models.architectures import describe as describe_archs
 from explorer.training import trainer as training
 from explorer.training.device import available, describe, resolve_device
-from explorer.errors import ExplorerError
-from explorer.store.runs import check_store_writable
 from explorer.jobs import Job, format_seconds
 from explorer.methods import REGISTRY as METHODS
 from explorer.methods import names as method_names
 from explorer.plots import training as plots
 from explorer.training.trainer import TrainConfig
-from explorer.relatedness.transfer import combo_tasks
+from explorer.relatedness.compare import plan_comparison
+from explorer.relatedness.together import plan_together
+from explorer.relatedness.transfer import combo_key
 
 VERDICT = {"positive": "helped", "negative": "hurt", "unclear": "unclear"}
 VERDICT_LONG = {"positive": "helped", "negative": "hurt", "unclear": "unclear: within seed noise"}
@@ -90,144 +91,18 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
     return tasks, seeds, config
 
 
-def collect(name: str) -> None:
-    """Move a finished job's outcome into session state, where the page shows it."""
-    j = state.job(name)
-    if j is None or j.running:
-        return
-    if j.status == "done":
-        st.session_state[f"{name}_result"] = j.result
-    elif j.status == "failed":
-        st.session_state[f"{name}_error"] = j.error
-    else:
-        st.session_state[f"{name}_note"] = f"Cancelled after {format_seconds(j.elapsed)}: nothing was kept."
-    state.clear_job(name)
-
-
-@st.fragment(run_every=1.0)
-def live(name: str, what: str) -> None:
-    """Redrawn every second while the job runs; hands over to the full page when it ends."""
-    j = state.job(name)
-    if j is None:
-        return
-    if j.done:
-        st.rerun(scope="app")
-    st.progress(min(1.0, j.fraction), text=state.progress_text(j, what))
-    if j.last_event is not None and j.last_event.message:
-        st.caption(f"Now training: {j.last_event.message}")
-    points = [(100 * e.fraction, e.losses) for e in j.events() if e.losses]
-    if points:
-        st.plotly_chart(plots.live_losses(points), key=f"{name}_live_losses")
-    if j.cancel_requested:
-        st.info("Cancelling… the current training step finishes, then it stops.")
-    else:
-        st.button("Cancel", key=f"{name}_cancel", on_click=j.cancel, icon=":material/stop_circle:")
-
-
-def show_outcome(name: str) -> None:
-    """The last failure or cancel of a job; it stays until the job is started again."""
-    if msg := st.session_state.get(f"{name}_error"):
-        st.error(state.for_browser(msg), icon=":material/error:")
-    if msg := st.session_state.get(f"{name}_note"):
-        st.info(msg, icon=":material/cancel:")
-
-
-def forget_outcome(*names: str) -> None:
-    for name in names:
-        for suffix in ("error", "note", "result"):
-            st.session_state.pop(f"{name}_{suffix}", None)
-
-
 # -- Train tab ---------------------------------------------------------------------------------
-def train_work(tasks: list[str], seeds: int, config: TrainConfig):
-    """The gains of one combination: the sweep engine for equal weights (it batches the models), the
-    method comparison otherwise (it keeps the single-task baselines on plain equal weights)."""
-    from explorer.store.runs import home
-
-    store = home()  # the store at the time of the click, whatever changes while the job runs
-
-    def work(progress):
-        if config.method == "ew":
-            from explorer.relatedness.sweep import run_sweep
-            # single-task baselines already in the run store are reused, not trained again
-            report = run_sweep(ds, tasks, combinations=[tuple(tasks)], seeds=seeds, config=config,
-                               affinity=False, progress=progress, keep_models=True, reuse_store=True)
-            saved = keep_first_seed(report, tasks, store)
-            rep = report.to_dict()
-            key = next(k for k in rep["gains"] if set(combo_tasks(k)) == set(tasks))
-            outcome = {"gains": rep["gains"][key], "delta_m": rep["delta_m"].get(key),
-                       "single": {t: rep["single"][t].get("scores", []) for t in tasks},
-                       "multi": rep.get("scores", {}).get(key, {}), "metric": rep["metric"],
-                       "device": rep.get("device", ""), "seconds": rep.get("seconds")}
-        else:
-            from explorer.relatedness.compare import compare_methods
-            # single-task baselines already in the run store are reused, not trained again
-            comparison = compare_methods(ds, tasks, [config.method], seeds, config, progress,
-                                         keep_models=True, reuse_store=True)
-            saved = keep_compared(comparison, tasks, config.method, store)
-            cmp = comparison.to_dict()
-            m = cmp["methods"][config.method]
-            outcome = {"gains": m["gains"], "delta_m": m["delta_m"], "single": cmp["single"],
-                       "multi": m["scores"], "metric": cmp["metric"],
-                       "device": describe(resolve_device(config.device)), "seconds": cmp["seconds"]}
-        return {**outcome, "tasks": tasks, "seeds": seeds, "config": config.to_dict(), "dataset": ds.name,
-                "saved": saved}
-    return work
-
-
-def keep_first_seed(report, tasks: list[str], store) -> dict[str, str]:
-    """Save the first seed's models of the sweep (together, and each task alone) in the run store.
-
-    They were trained already; one with the same data, tasks, split and settings that is in the store
-    (a reused baseline, or an earlier click) is kept instead of saving a duplicate.
-    """
-    from explorer.relatedness.combos import to_train_result
-    from explorer.store.runs import save_run, stored_runs
-
-    seed = report.seeds[0]
-    config = replace(TrainConfig(**report.config), seed=seed)  # resolved, as the sweep trained them
-    combos = [tuple(tasks)] + [(t,) for t in tasks]
-    stored = stored_runs(ds.fingerprint(), combos, config, [seed], store)
-    saved = {}
-    for combo in combos:
-        if (found := stored.get((combo, seed))) is not None:
-            saved["+".join(combo)] = found.id
-            continue
-        run = next(r for r in report.models if r.seed == seed and set(r.tasks) == set(combo))
-        saved["+".join(combo)] = save_run(to_train_result(run, report.prepared, config, ds), store).id
-    return saved
-
-
-def keep_compared(comparison, tasks: list[str], method: str, store) -> dict[str, str]:
-    """Save the first seed's models of a method comparison (together, and each task alone) in the run store.
-
-    They were trained already (each task alone with equal weights, as the comparison's baselines); one
-    with the same data, tasks, split and settings that is in the store (a reused baseline, or an earlier
-    click) is kept instead of saving a duplicate.
-    """
-    from explorer.relatedness.compare import BASELINE_METHOD
-    from explorer.store.runs import find_runs, reuse_key, save_run
-
-    config = replace(TrainConfig(**comparison.config), seed=comparison.seeds[0])  # resolved, as trained
-    fingerprint = ds.fingerprint()
-    saved = {}
-    for combo in [list(tasks)] + [[t] for t in tasks]:
-        name = "+".join(combo)
-        used = method if len(combo) > 1 else BASELINE_METHOD
-        found = find_runs(reuse_key(fingerprint, combo, replace(config, method=used)), store)
-        if found:
-            saved[name] = found[0].id
-        elif (result := comparison.models.get(used, {}).get(name)) is not None:
-            saved[name] = save_run(result, store).id
-    return saved
+def together_work(plan):
+    """The job: the one use-case call (explorer.relatedness.together), its result as plain data."""
+    return lambda progress: plan.run(progress).to_dict()
 
 
 def show_train_result(res: dict) -> None:
     tasks, gains = res["tasks"], res["gains"]
     cfg = res["config"]
     st.subheader(f"Result: {' + '.join(tasks)}")
-    st.caption(f"{res['dataset']} · {res['seeds']} seed(s) · {cfg['epochs']} epochs at most · training size "
-               f"{cfg['train_size']:g} · hidden {cfg['hidden']} · method {cfg['method']} · "
+    st.caption(f"{res['dataset']} · {len(res['seeds'])} seed(s) · {cfg['epochs']} epochs at most · training size "
+               f"{cfg['train_size']:g} · hidden {cfg['hidden']} · method {res['method']} · "
                f"{res.get('device', '')} · {format_seconds(res.get('seconds'))}")
     cols = st.columns(len(gains) + 1)
     dm = res.get("delta_m")
@@ -246,14 +121,14 @@ def show_train_result(res: dict) -> None:
     left, right = st.columns(2)
     fig = plots.gain_bars(gains)
     left.plotly_chart(fig, key="train_gain_bars")
-    if res.get("multi"):
-        right.plotly_chart(plots.score_bars(res["single"], res["multi"], res["metric"]), key="train_score_bars")
+    if res.get("together"):
+        right.plotly_chart(plots.score_bars(res["single"], res["together"], res["metric"]), key="train_score_bars")
     rows = []
     for task, g in gains.items():
         interval = "n/a" if g.get("low") is None else f"[{g['low']:+.1f}, {g['high']:+.1f}] %"
         rows.append({"task": task, "metric": res["metric"].get(task, ""),
                      "alone": _mean_std(res["single"].get(task) or [g.get("single_mean")]),
-                     "together": _mean_std(res.get("multi", {}).get(task) or [g.get("multi_mean")]),
+                     "together": _mean_std(res.get("together", {}).get(task) or [g.get("multi_mean")]),
                      "gain": f"{g['mean']:+.1f} %" if g.get("mean") is not None else "at chance",
                      "difference": None if g.get("diff") is None else round(g["diff"], 4),
                      "baseline": None if g.get("baseline") is None else round(g["baseline"], 4),
@@ -265,18 +140,18 @@ def show_train_result(res: dict) -> None:
                           label="Download the gain chart (HTML)")
 
 
-def show_saved(tasks: list[str]) -> None:
-    """Loss curves of the models kept in the run store (first seed of each)."""
-    from explorer.store.runs import load_run
-
-    saved = st.session_state.get("save_result") or {}
-    together = saved.get("+".join(tasks))
+def show_saved(res: dict) -> None:
+    """Loss curves of the first seed's models, and the run ids they are kept under."""
+    tasks, history = res["tasks"], res.get("history") or {}
+    together = history.get(combo_key(tasks))
     if not together:
         return
-    histories = {"together": [load_run(together).history()],
-                 "alone": [load_run(saved[t]).history() for t in tasks if t in saved]}
+    histories = {"together": [together], "alone": [history[t] for t in tasks if t in history]}
     st.plotly_chart(plots.loss_curves(histories), key="train_loss_curves")
-    st.caption("Kept in the run store for the Explain and Models pages: " + ", ".join(f"`{v}`" for v in saved.values()))
+    saved = res.get("saved") or {}
+    if saved:
+        st.caption("Kept in the run store for the Explain and Models pages: "
+                   + ", ".join(f"`{v}`" for v in saved.values()))
 
 
 def _mean_std(values) -> str:
@@ -291,12 +166,9 @@ def _mean_std(values) -> str:
 
 
 # -- Compare methods tab -----------------------------------------------------------------------
-def methods_work(tasks: list[str], methods: list[str], seeds: int, config: TrainConfig):
-    from explorer.relatedness.compare import compare_methods
-
-    def work(progress):
-        return compare_methods(ds, tasks, methods, seeds, config, progress).to_dict()
-    return work
+def methods_work(plan):
+    """The job: the one use-case call (explorer.relatedness.compare), its result as plain data."""
+    return lambda progress: plan.run(progress).to_dict()
 
 
 def show_methods_result(res: dict) -> None:
@@ -309,7 +181,7 @@ def show_methods_result(res: dict) -> None:
 
 train_tab, methods_tab = st.tabs(["Train together vs alone", "Compare loss weighting methods"])
 with train_tab:
-    collect("train")
+    jobs.collect("train")
     finished = st.session_state.pop("train_result", None)
     if finished is not None:  # gains are in, and the training job kept the first seed's models
         st.session_state["train_shown"] = finished
@@ -320,26 +192,22 @@ with train_tab:
                    icon=":material/play_arrow:")
     if go:
         with state.friendly_errors("starting the training"):
-            tasks = ds.check_tasks(tasks)
-            if len(tasks) < 2:
-                raise ExplorerError("Choose at least two tasks: the gains compare training them together "
-                                    "with training each alone.")
-            config.validate()
-            check_store_writable()  # the models are saved when training ends: refuse now, not then
-            forget_outcome("train", "save")
+            # checks the tasks, settings and the run store now; nothing trains until the job runs it
+            plan = plan_together(ds, tasks, seeds, config.method, config)
+            jobs.forget_outcome("train", "save")
             st.session_state.pop("train_shown", None)
-            state.start_job("train", Job(train_work(tasks, seeds, config), label="train"))
+            state.start_job("train", Job(together_work(plan), label="train"))
             st.rerun()  # redraw with the Train button disabled and the progress showing
-    show_outcome("train")
+    jobs.show_outcome("train")
     if running:
-        live("train", "Training")
+        jobs.live("train", "Training")
     elif res := st.session_state.get("train_shown"):
         with state.friendly_errors("showing the result"):
             show_train_result(res)
-            show_saved(res["tasks"])
+            show_saved(res)
 
 with methods_tab:
-    collect("methods")
+    jobs.collect("methods")
     st.markdown("Train the same tasks with several loss weighting or gradient methods (the single-task "
                 "baselines once per seed) and compare each method's gains. Can a method remove negative transfer?")
     m_tasks, m_seeds, m_config = settings_form("methods", methods=False)
@@ -351,18 +219,13 @@ with methods_tab:
                      icon=":material/play_arrow:")
     if m_go:
         with state.friendly_errors("starting the comparison"):
-            m_tasks = ds.check_tasks(m_tasks)
-            if len(m_tasks) < 2:
-                raise ExplorerError("Choose at least two tasks to compare methods on.")
-            if not picked:
-                raise ExplorerError("Choose at least one method to compare.")
-            m_config.validate()
-            forget_outcome("methods")
-            state.start_job("methods", Job(methods_work(m_tasks, picked, m_seeds, m_config), label="methods"))
+            plan = plan_comparison(ds, m_tasks, picked, m_seeds, m_config)  # checks everything, trains nothing
+            jobs.forget_outcome("methods")
+            state.start_job("methods", Job(methods_work(plan), label="methods"))
             st.rerun()
-    show_outcome("methods")
+    jobs.show_outcome("methods")
     if m_running:
-        live("methods", "Comparing methods")
+        jobs.live("methods", "Comparing methods")
     elif res := st.session_state.get("methods_result"):
         with state.friendly_errors("showing the comparison"):
             show_methods_result(res)

@@ -212,7 +212,7 @@ def test_train_page_with_another_method_keeps_the_comparisons_own_models():
         metric = shown["metric"][task]
         assert stored.metrics["test"][task][metric] == pytest.approx(shown["single"][task][0])
         together = runs[kept["digit+even"]].metrics["test"][task][metric]
-        assert together == pytest.approx(shown["multi"][task][0])
+        assert together == pytest.approx(shown["together"][task][0])
     assert any("Kept in the run store" in c.value for c in at.caption)
     at.button(key="train_go").click().run()  # again: the stored runs serve, none is added
     wait_for_job(at, "train")

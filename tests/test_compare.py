@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-import explorer.relatedness.compare as compare_module
+import explorer.relatedness.combos as combos_module
 from explorer.cli import main
 from explorer.relatedness.compare import compare_methods
 from explorer.datasets import load_dataset
@@ -25,18 +25,18 @@ def digits():
 def recorded(digits):
     """A tiny comparison, with every call to train() recorded."""
     calls = []
-    real = compare_module.train
+    real = combos_module.train
 
     def spy(dataset, tasks, config, progress=None, prepared=None):
         calls.append((tuple(tasks), config.method, config.seed))
         return real(dataset, tasks, config, progress=progress, prepared=prepared)
 
-    compare_module.train = spy
+    combos_module.train = spy
     events = []
     try:
         result = compare_methods(digits, TASKS, METHODS, seeds=2, config=TINY, progress=events.append)
     finally:
-        compare_module.train = real
+        combos_module.train = real
     return result, calls, events
 
 
@@ -54,7 +54,13 @@ def test_single_task_baselines_are_trained_once_and_shared_by_every_method(recor
             assert g.single_mean == pytest.approx(np.mean(result.single[task]))
             assert g.n_single == 2 and g.n_multi == 2
             assert g.multi_mean == pytest.approx(np.mean(r.scores[task]))
-            assert g.verdict in ("positive", "negative", "unclear")
+            # the verdict is the false-discovery-rate call on the task's own q-value (at chance: none)
+            if g.at_chance or not np.isfinite(g.q_value):
+                expected = "unclear"
+            else:
+                assert g.q_value >= g.p_value
+                expected = ("positive" if g.diff > 0 else "negative") if g.q_value <= 0.05 else "unclear"
+            assert g.verdict == expected
 
 
 def test_delta_m_is_the_mean_gain_and_weights_are_recorded_per_step(recorded):
@@ -94,7 +100,7 @@ def test_charts_show_every_method_and_task(recorded):
 
 
 def test_compare_checks_its_input_before_training(digits, monkeypatch):
-    monkeypatch.setattr(compare_module, "train", lambda *a, **k: pytest.fail("trained before checking"))
+    monkeypatch.setattr(combos_module, "train", lambda *a, **k: pytest.fail("trained before checking"))
     with pytest.raises(ExplorerError, match="at least two tasks"):
         compare_methods(digits, ["digit"], ["ew"], config=TINY)
     with pytest.raises(ExplorerError, match="Unknown method 'nope'"):
@@ -118,42 +124,37 @@ def test_compare_command_writes_json_and_html(tmp_path, capsys):
     assert main(["compare", "--dataset", "digits", "--tasks", "digit", "--methods", "pcgrad"]) == 2
 
 
-def test_keep_models_returns_the_first_seeds_results_ready_to_save(digits):
-    from explorer.store.runs import load_run, save_run
+def test_save_keeps_each_methods_first_seed_and_the_shared_baselines_once(digits):
+    from explorer.store.runs import list_runs, load_run
 
-    result = compare_methods(digits, TASKS, ["uw"], seeds=2, config=TINY, keep_models=True)
-    assert set(result.models) == {"ew", "uw"}
-    assert set(result.models["ew"]) == set(TASKS) and set(result.models["uw"]) == {"+".join(TASKS)}
-    assert "models" not in result.to_dict()
-    together = result.models["uw"]["+".join(TASKS)]
-    assert together.config.method == "uw" and together.config.seed == 0
+    result = compare_methods(digits, TASKS, ["ew", "uw"], seeds=2, config=TINY, save=True)
+    assert set(result.saved) == {"ew", "uw"}
+    together = {m: load_run(result.saved[m]["+".join(TASKS)]) for m in ("ew", "uw")}
+    assert {m: r.config["train"]["method"] for m, r in together.items()} == {"ew": "ew", "uw": "uw"}
     for t in TASKS:
-        alone = result.models["ew"][t]
-        assert alone.config.method == "ew" and alone.config.seed == 0
-        reloaded = load_run(save_run(alone).id)
-        assert reloaded.metrics["test"][t]["primary"] == result.metric[t]
-        assert reloaded.metrics["test"][t][result.metric[t]] == pytest.approx(result.single[t][0])
-        stored = load_run(save_run(together).id).metrics["test"][t]
-        assert stored[result.metric[t]] == pytest.approx(result.methods["uw"].scores[t][0])
-    assert compare_methods(digits, TASKS, ["uw"], seeds=1, config=TINY).models == {}
+        assert result.saved["ew"][t] == result.saved["uw"][t]  # one baseline run, shared, saved once
+        alone = load_run(result.saved["ew"][t])
+        assert alone.config["train"]["method"] == "ew" and alone.config["train"]["seed"] == 0
+        assert alone.metrics["test"][t][result.metric[t]] == pytest.approx(result.single[t][0])
+        stored = together["uw"].metrics["test"][t][result.metric[t]]
+        assert stored == pytest.approx(result.methods["uw"].scores[t][0])
+    assert len(list_runs()) == 4  # ew together, uw together, each task alone
+    assert "models" not in result.to_dict()
 
 
 def test_reuse_store_takes_stored_baselines_instead_of_training(digits, monkeypatch):
-    from explorer.store.runs import save_run
-
-    first = compare_methods(digits, TASKS, ["ew"], seeds=1, config=TINY, keep_models=True)
-    ids = {t: save_run(first.models["ew"][t]).id for t in TASKS}
+    first = compare_methods(digits, TASKS, ["ew"], seeds=1, config=TINY, save=True)
+    ids = {t: first.saved["ew"][t] for t in TASKS}
     calls = []
-    real = compare_module.train
+    real = combos_module.train
 
     def spy(dataset, tasks, config, progress=None, prepared=None):
         calls.append((tuple(tasks), config.method, config.seed))
         return real(dataset, tasks, config, progress=progress, prepared=prepared)
 
-    monkeypatch.setattr(compare_module, "train", spy)
-    again = compare_methods(digits, TASKS, ["uw"], seeds=2, config=TINY, keep_models=True, reuse_store=True)
+    monkeypatch.setattr(combos_module, "train", spy)
+    again = compare_methods(digits, TASKS, ["uw"], seeds=2, config=TINY, reuse_store=True)
     assert sorted(c for c in calls if len(c[0]) == 1) == [(("digit",), "ew", 1), (("even",), "ew", 1)]
     assert again.reused == {t: [ids[t]] for t in TASKS}
-    assert "ew" not in again.models  # the stored seed-0 baselines were not trained, so none to keep
     for t in TASKS:
         assert again.single[t][0] == pytest.approx(first.single[t][0])

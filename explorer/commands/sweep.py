@@ -11,8 +11,9 @@ from explorer.training.backends import check_backend, names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.adaptive import EFFECT
 from explorer.relatedness.by_arch import check_archs, run_arch_sweep
-from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, MODES,
-                                        SweepReport, save_report)
+from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, SweepReport,
+                                        save_report)
+from explorer.training.batched import MODE_CHOICES
 from explorer.relatedness.transfer import combo_tasks
 from models.architectures import names as arch_names
 
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
                    help=f"seeds per model to start with (default: {DEFAULT_SEEDS}); 2 or more are needed to call "
                         "a gain clear of noise")
-    p.add_argument("--mode", choices=MODES, default="auto",
+    p.add_argument("--mode", choices=MODE_CHOICES, default="auto",
                    help="batched: all models at once (equal weights only); sequential: one by one; "
                         "auto: batched for method ew (default)")
     p.add_argument("--method", default=DEFAULT_METHOD,

@@ -1,4 +1,4 @@
-"""Figures of a method comparison (``explorer.relatedness.compare.Comparison.to_dict()``): gains per method, task weights."""
+"""Figures of a method comparison (``explorer.relatedness.compare.MethodComparison.to_dict()``): gains per method, task weights."""
 from __future__ import annotations
 
 import math

@@ -7,10 +7,12 @@ the reference mode that calls ``explorer.training.trainer.train`` once per model
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
+from explorer.store.runs import stored_runs
 from explorer.training.metrics import majority_baseline
 from explorer.training.progress import Progress, emit, within
 from explorer.training.trainer import Prepared, TrainConfig, TrainResult, prepare, train
@@ -27,6 +29,7 @@ class ComboRun:
     run_id: str | None = None            # set when the scores were taken from a stored run, not trained
     seconds: float = 0.0                 # training time (batched: the stack's time shared out per model)
     device: str = ""
+    weight_trace: list[dict] = field(default_factory=list)  # sequential mode: per step {step, epoch, weights}
 
 
 def normalise_combinations(dataset: Dataset, combinations: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -109,6 +112,20 @@ def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], conf
             history = [{"epoch": h["epoch"], "train": h["train"], "val": h["val"]} for h in result.history]
             runs.append(ComboRun(combo, seed, result.metrics, result.best_epoch, history,
                                  model=result.model if keep_models else None, seconds=result.seconds,
-                                 device=result.device))
+                                 device=result.device, weight_trace=result.weight_trace))
     emit(progress, "train", total, total, "done")
     return runs
+
+
+def stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig, seeds: list[int],
+                   store: Path | None = None) -> dict[tuple[tuple[str, ...], int], ComboRun]:
+    """(single-task combination, seed) -> its scores from a stored run with the same key, where one exists.
+
+    The one lookup of reusable single-task baselines (the sweep's and ``train_together``'s):
+    ``config`` is the baselines' own (method ``ew``); ``run_id`` names the stored run.
+    """
+    singles = [tuple(combo) for combo in combos if len(combo) == 1]
+    return {(combo, seed): ComboRun(combo, seed, run.metrics["test"], int(run.config.get("best_epoch", 0)),
+                                    run.history(), run_id=run.id)
+            for (combo, seed), run in stored_runs(fingerprint, singles, config, seeds, store).items()
+            if combo[0] in run.metrics.get("test", {})}

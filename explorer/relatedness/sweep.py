@@ -23,9 +23,9 @@ from explorer.relatedness.affinity import compare_with_gains, one_run_affinity, 
 from explorer.relatedness.surrogate import MIN_SIZE, fit_surrogate, held_out_error, subsets_for
 from explorer.store.atomic import write_atomic
 from explorer.training.backends import check_backend, get_backend
-from explorer.training.batched import train_combinations
+from explorer.training.batched import MODE_CHOICES, resolve_mode, train_combinations
 from explorer.relatedness.adaptive import EFFECT, Budget, adapt, stop_matrix
-from explorer.relatedness.combos import ComboRun
+from explorer.relatedness.combos import stored_singles
 from explorer.relatedness.controls import parse_controls, with_controls
 from explorer.data.dataset import Dataset, resolve_train_size
 from explorer.training.device import describe, resolve_device
@@ -34,14 +34,12 @@ from explorer.relatedness.grouping import groupings_for_budgets, stability
 from explorer.relatedness.report_schema import check_report
 from explorer.schema import parse_json
 from explorer.methods import names as method_names
-from explorer.store.runs import stored_runs
 from explorer.training.metrics import majority_baseline, primary
 from explorer.training.threads import training_threads
 from explorer.training.progress import Progress, within
 from explorer.training.trainer import TrainConfig, prepare
 from explorer.relatedness.transfer import Transfer, combo_key, combo_tasks, higher_order, transfer_from_runs
 
-MODES = ("auto", "batched", "sequential")
 # Sweep defaults (CLI and page): start every cell with DEFAULT_SEEDS seeds, give undecided cells up to
 # DEFAULT_MAX_SEEDS, and stop adding once the sweep has run DEFAULT_BUDGET_SECONDS.
 DEFAULT_SEEDS = 4
@@ -279,12 +277,7 @@ def _check_order(order, n_tasks: int) -> int:
 
 
 def _resolve_mode(mode: str, config: TrainConfig) -> str:
-    if mode not in MODES:
-        raise ExplorerError(f"Unknown mode '{mode}'. Use one of: {', '.join(MODES)}.")
-    if mode == "auto":
-        # The batched trainer stacks plain equal-weight models; other methods need the one-by-one trainer.
-        return "batched" if config.method == "ew" else "sequential"
-    return mode
+    return resolve_mode(mode, config.method)
 
 
 def _resolve_sizes(dataset: Dataset, config: TrainConfig, train_sizes) -> list[tuple[float | int, int]]:
@@ -419,7 +412,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     calls = []                     # (job index, combinations, seeds): what is left to train
     for index, (k, combos, job_config, job_mode) in enumerate(jobs):
         sized = dataclasses.replace(job_config, train_size=sizes[k][0])
-        found = _stored_singles(fingerprint, combos, sized, seed_list) if reuse_store else {}
+        found = stored_singles(fingerprint, combos, sized, seed_list) if reuse_store else {}
         stored[index] = list(found.values())
         if not found:
             calls.append((index, combos, seed_list))
@@ -612,15 +605,6 @@ def _surrogate_estimate(tasks: list[str], plan, main: Transfer, runs: list, base
     info = score_estimate(model.pair_matrix(), main.pair_gain, "surrogate")
     return {**info, "matrix": model.pair_matrix(), "fitted_on": model.fitted_on, "trained": gains,
             "held_out": held_out_error(tasks, gains), "predicted": model.predictions(min_size=3)}
-
-
-def _stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: TrainConfig,
-                    seeds: list[int]) -> dict[tuple, ComboRun]:
-    """(single-task combination, seed) -> its scores from a stored run with the same key, where one exists."""
-    singles = [combo for combo in combos if len(combo) == 1]
-    return {(combo, seed): ComboRun(combo, seed, run.metrics["test"], int(run.config.get("best_epoch", 0)),
-                                    run.history(), run_id=run.id)
-            for (combo, seed), run in stored_runs(fingerprint, singles, config, seeds).items()}
 
 
 def _size_entry(size, rows: int, transfer: Transfer) -> dict:

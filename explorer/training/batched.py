@@ -37,10 +37,21 @@ from models import MultiTaskModel
 from models.seeded import generator, seed_model
 from models.stacked import BagOfWords, StackedModel
 
-MODES = ("batched", "sequential")
+MODES = ("batched", "sequential")   # how train_combinations trains
+MODE_CHOICES = ("auto", *MODES)     # what a caller may ask for: auto = batched for ew, sequential otherwise
 EVAL_BATCH = 512
 
-__all__ = ["MODES", "ComboRun", "train_combinations"]
+__all__ = ["MODES", "MODE_CHOICES", "ComboRun", "resolve_mode", "train_combinations"]
+
+
+def resolve_mode(mode: str, method: str) -> str:
+    """A requested mode (one of MODE_CHOICES) as the mode ``train_combinations`` runs for ``method``."""
+    if mode not in MODE_CHOICES:
+        raise ExplorerError(f"Unknown mode '{mode}'. Use one of: {', '.join(MODE_CHOICES)}.")
+    if mode == "auto":
+        # The batched trainer stacks plain equal-weight models; other methods need the one-by-one trainer.
+        return "batched" if method == "ew" else "sequential"
+    return mode
 
 
 @training_threads()  # one thread per job: proportional slowdown under load, same numbers
