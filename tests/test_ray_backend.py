@@ -15,7 +15,7 @@ from explorer.relatedness.sweep import run_sweep
 from explorer.training.backends import check_backend, rectangles
 from explorer.training.trainer import TrainConfig, prepare
 
-TINY = TrainConfig(epochs=2, hidden=16, train_size=300, batch_size=64)
+TINY = TrainConfig(epochs=1, hidden=16, train_size=300, batch_size=64)  # 5 steps per model
 TASKS = ["digit", "even", "ge5"]
 
 
@@ -54,6 +54,25 @@ def test_ray_report_is_the_local_report(cluster, digits, local_report):
     assert _report(digits, backend="ray", progress=events.append) == local_report
     assert any("2 workers, 2 CPUs, 0 GPUs" in e.message for e in events)  # the cluster's size is shown
     assert events[-1].done == pytest.approx(events[-1].total)
+
+
+def test_progress_counts_slots_while_chunks_run(cluster, digits):
+    """Events in slot units (3 singles + 3 pairs, 2 seeds = 12 slots; 2 chunks of 6): the bar moves while
+    a chunk trains (each worker's first step is always reported: 1 of its 5 steps = 1.2 of its 6 slots),
+    never backwards, and ends at 12 of 12."""
+    backend, _ = cluster
+    combos = [("digit",), ("even",), ("ge5",), ("digit", "even"), ("digit", "ge5"), ("even", "ge5")]
+    events = []
+    runs = backend.train_combinations(digits, combos, TINY, [0, 1], progress=events.append)
+    assert len(runs) == 12
+    assert {e.total for e in events} == {12} and {e.phase for e in events} == {"train"}
+    done = [e.done for e in events]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == pytest.approx(12)
+    within_chunk = [d for d in done if abs(d / 6 - round(d / 6)) > 1e-6]
+    assert within_chunk, f"the bar only moved per chunk: {done}"
+    assert within_chunk[0] == pytest.approx(1.2) or within_chunk[0] == pytest.approx(7.2)
+    assert events[-1].message == "12/12 slots on 2 workers, 2 CPUs, 0 GPUs"
+    assert all(e.message.startswith(f"{int(e.done + 1e-9)}/12 slots on ") for e in events)
 
 
 def test_killed_worker_is_retried_to_the_same_report(cluster, digits, local_report):
@@ -99,6 +118,21 @@ def test_address_that_does_not_answer_is_one_line(tmp_path, capsys):
     assert code == 2
     assert err.strip() == "error: no Ray cluster at 127.0.0.1:9: start one with `ray start --head` or drop --address"
     assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_with_an_address_that_does_not_answer_exits_2(tmp_path):
+    """The real command in its own process: nothing listens on 127.0.0.1:1, so it exits 2 with one line,
+    well inside the subprocess timeout (the 30 s bound; a hang fails the test by timing out)."""
+    out = tmp_path / "r.json"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, EXPLORER_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-m", "explorer", "sweep", "--dataset", "digits", "--tasks", "even,ge5",
+                           "--seeds", "1", "--epochs", "1", "--backend", "ray", "--address", "127.0.0.1:1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=30, cwd=root, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("error: no Ray cluster at 127.0.0.1:1: start one with `ray start --head` or "
+                                   "drop --address")
+    assert proc.stdout == "" and not out.exists() and not (tmp_path / "home").exists()
 
 
 def test_address_with_the_local_backend_is_refused():

@@ -10,6 +10,11 @@ The dataset and the prepared tensors go into the object store once per backend
 (``ray.put``), not once per chunk, and the models come back as state dicts: the
 driver takes tensors and plain data from a worker, never objects of its classes.
 
+Progress: each worker reports its chunk's trained share (its batched trainer's steps, as a share
+of the chunk's slots) to a small actor, at most every ``REPORT_EVERY_S``; the driver reads the
+reports while it waits and emits one ``ProgressEvent`` in slot units per report and per finished
+chunk (``done`` of ``total`` slots, the message "k/N slots on 2 workers, 2 CPUs, 0 GPUs").
+
 Faults: a chunk whose worker dies is run again (``max_retries``: Ray retries
 system failures only); a chunk that raises, for a reason of its own such as bad
 data, is not retried (``retry_exceptions=False``) and fails the sweep at once
@@ -17,6 +22,7 @@ with its message, the other chunks cancelled.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -33,6 +39,7 @@ from explorer.training.progress import emit  # noqa: E402
 NAME = "ray"
 HELP = "train on a Ray cluster (--address) or a local Ray runtime on this machine"
 MAX_RETRIES = 3          # retries of a chunk whose worker died
+REPORT_EVERY_S = 0.5     # a worker reports its chunk's progress at most this often
 # Test hook: while this file exists, the first chunk writes its worker's pid to FILE.pid and waits to be killed.
 HOLD_ENV = "EXPLORER_RAY_HOLD_FILE"
 
@@ -99,12 +106,44 @@ def _hold_for_test() -> None:
     time.sleep(60)
 
 
-def _train_chunk(dataset, prepared, combinations, config, seeds, mode, keep_models):
+@ray.remote(num_cpus=0)
+class _Progress:
+    """Where workers report how far their chunk is (in slots), and the driver reads the reports in order.
+
+    One per backend, on no CPU of its own. A report is a blocking call, so every report
+    a chunk made is here before the chunk's result is: the driver reads them first."""
+
+    def __init__(self):
+        self.reports: dict[int, list[tuple[int, float]]] = {}
+
+    def report(self, token: int, chunk: int, slots_done: float) -> None:
+        self.reports.setdefault(token, []).append((chunk, slots_done))
+
+    def take(self, token: int) -> list[tuple[int, float]]:
+        return self.reports.pop(token, [])
+
+
+class _Reporter:
+    """A worker's progress callback: its trainer's events as slots done, at most every ``EVERY_S``
+    (the first and the last always), to the driver's ``_Progress``."""
+
+    def __init__(self, actor, key: tuple, slots: int):
+        self.actor, self.key, self.slots, self.last = actor, key, slots, 0.0
+
+    def __call__(self, event) -> None:
+        now = time.monotonic()
+        if event.fraction < 1.0 and self.last and now - self.last < REPORT_EVERY_S:
+            return
+        self.last = now
+        ray.get(self.actor.report.remote(*self.key, self.slots * event.fraction))
+
+
+def _train_chunk(dataset, prepared, combinations, config, seeds, mode, keep_models, reporter=None):
     """On a worker: one block of slots with the batched trainer; plain data and tensors back."""
     from explorer.training.batched import train_combinations
     _hold_for_test()
     runs = train_combinations(dataset, combinations, config, seeds, mode=mode, prepared=prepared,
-                              keep_models=keep_models)
+                              keep_models=keep_models, progress=reporter)
     return [{"tasks": list(r.tasks), "seed": r.seed, "metrics": r.metrics, "best_epoch": r.best_epoch,
              "history": r.history, "seconds": r.seconds, "device": r.device,
              "state": None if r.model is None else {k: v.detach().cpu() for k, v in r.model.state_dict().items()}}
@@ -127,6 +166,8 @@ class RayBackend(Backend):
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         connect(address, num_cpus)
         self.address = address
+        self._progress = None    # the _Progress actor, started with the first sweep that reports progress
+        self._tokens = itertools.count(1)  # one per call, so concurrent sweeps' reports never mix
         self._refs: dict[int, tuple[object, object]] = {}  # id(obj) -> (obj kept alive, its object ref)
 
     def describe(self) -> str:
@@ -159,22 +200,35 @@ class RayBackend(Backend):
         use_gpu = info["gpus"] > 0 and config.device in ("auto", "cuda") or config.device.startswith("cuda")
         options = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 1}
         data_ref, prepared_ref = self._put(dataset), self._put(prepared)
-        pending = {}
-        for combos, chunk_seeds in chunks(combinations, seeds, info["workers"]):
+        if progress is not None and self._progress is None:
+            self._progress = _Progress.remote()
+        token = next(self._tokens)
+        pending, sizes = {}, []
+        for index, (combos, chunk_seeds) in enumerate(chunks(combinations, seeds, info["workers"])):
+            slots = len(combos) * len(chunk_seeds)
+            reporter = None if progress is None else _Reporter(self._progress, (token, index), slots)
             ref = _remote_chunk.options(**options).remote(data_ref, prepared_ref, combos, config, chunk_seeds,
-                                                          mode, keep_models)
-            pending[ref] = len(combos) * len(chunk_seeds)
-        total, done, size = len(combinations) * len(seeds), 0, describe_cluster(info)
+                                                          mode, keep_models, reporter)
+            pending[ref] = index
+            sizes.append(slots)
+        total, size = len(combinations) * len(seeds), describe_cluster(info)
+        running = [0.0] * len(sizes)   # slots done per chunk: reported while it runs, all of them once it returns
         results: dict[tuple, dict] = {}
-        self._report(progress, 0, total, size)
+        self._report(progress, running, total, size)
         try:
             while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=REPORT_EVERY_S / 2)
+                if progress is not None:  # the reports first: a finished chunk's are all in by now
+                    for index, done in ray.get(self._progress.take.remote(token)):
+                        if done > running[index]:  # a retried chunk reports from 0 again: the bar holds
+                            running[index] = done
+                            self._report(progress, running, total, size)
                 for ref in ready:
-                    done += pending.pop(ref)
+                    index = pending.pop(ref)
                     for r in _get(ref):
                         results[(tuple(r["tasks"]), r["seed"])] = r
-                    self._report(progress, done, total, size)
+                    running[index] = float(sizes[index])
+                    self._report(progress, running, total, size)
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -193,8 +247,11 @@ class RayBackend(Backend):
         return runs
 
     @staticmethod
-    def _report(progress, done: int, total: int, size: str) -> None:
-        emit(progress, "train", done, total, f"{done}/{total} slots on {size}")
+    def _report(progress, running: list[float], total: int, size: str) -> None:
+        """One event in slot units: ``done`` counts the slots trained (a running chunk's share of its steps
+        as a share of its slots), ``total`` the slots of the call."""
+        done = min(float(total), sum(running))
+        emit(progress, "train", done, total, f"{int(done + 1e-9)}/{total} slots on {size}")
 
 
 def _get(ref) -> list[dict]:
