@@ -34,7 +34,7 @@ def _predictor(run):
 
 
 def _single_run(run, task: str):
-    from explorer.store.export import single_task_runs
+    from explorer.store.runs import single_task_runs
 
     found = single_task_runs(run, task)
     seed = run.config["train"]["seed"]

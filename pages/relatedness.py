@@ -16,7 +16,7 @@ from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
 from explorer.plots import transfer as tplots
 from explorer.relatedness.controls import untrustworthy
-from explorer.relatedness.report import render_html
+from explorer.relatedness.report_html import render_html
 from explorer.relatedness.adaptive import EFFECT
 from explorer.relatedness.by_arch import run_arch_sweep
 from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report

@@ -20,7 +20,7 @@ from explorer.cli import main
 from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.store.predict import Predictor
-from explorer.store.runs import load_run, save_run
+from explorer.store.runs import load_run, save_run, single_task_runs
 from explorer.data.tasks import Task
 from explorer.training.trainer import TrainConfig, train
 
@@ -149,9 +149,9 @@ def test_single_task_baselines_are_found_by_reuse_key(tmp_path):
     multi = save_run(train(dataset, tasks, CONFIG))
     singles = [save_run(train(dataset, ["topic"], TrainConfig(**{**CONFIG.to_dict(), "seed": s}))) for s in (0, 1)]
     save_run(train(dataset, ["topic"], TrainConfig(**{**CONFIG.to_dict(), "lr": 0.01})))  # other settings: no match
-    found = export.single_task_runs(multi, "topic")
+    found = single_task_runs(multi, "topic")
     assert sorted(r.id for r in found) == sorted(r.id for r in singles)
-    assert export.single_task_runs(multi, "length") == []
+    assert single_task_runs(multi, "length") == []
     summary = export.single_task_summary(multi, dataset.tasks["topic"])
     scores = [r.metrics["test"]["topic"]["macro_f1"] for r in singles]
     assert summary["mean"] == pytest.approx(np.mean(scores)) and summary["std"] == pytest.approx(np.std(scores, ddof=1))

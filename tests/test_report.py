@@ -7,7 +7,7 @@ import explorer.relatedness.sweep as sweep
 from explorer.relatedness.combos import ComboRun
 from explorer.datasets import load_dataset
 from explorer.plots import transfer as plots
-from explorer.relatedness.report import render_html, write_html
+from explorer.relatedness.report_html import render_html, write_html
 from explorer.relatedness.sweep import run_sweep
 
 TASKS = ["digit", "even", "ge5"]

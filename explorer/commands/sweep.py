@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
     save_report(report, args.out)
     written = [args.out]
     if args.html:
-        from explorer.relatedness.report import write_html  # plotly is only needed for the page
+        from explorer.relatedness.report_html import write_html  # plotly is only needed for the page
         write_html(report, args.html)
         written.append(args.html)
     print(summary(report))

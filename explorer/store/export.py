@@ -36,10 +36,9 @@ from torch import nn
 from explorer.store.atomic import atomic_file, check_writable
 from explorer.store.bundle import FORMAT, INPUT_NAMES, VERSION, digest
 from explorer.errors import ExplorerError
-from explorer.store.runs import Run, list_runs, load_run, reuse_key
+from explorer.store.runs import Run, load_run, single_task_runs
 from explorer.data.preprocess import TOKEN_RE
 from explorer.data.tasks import Task
-from explorer.training.trainer import TrainConfig
 from models import MultiTaskModel
 
 STANDALONE = Path(__file__).with_name("onnx_predict.py")  # shipped in every bundle as predict.py
@@ -175,26 +174,6 @@ def onnx_parity(blob: bytes, model: MultiTaskModel, x: torch.Tensor) -> float:
     with torch.no_grad():
         ref = model.eval()(x)
     return max(float(np.abs(got[n] - ref[n].numpy()).max()) for n in model.task_names)
-
-
-def single_task_runs(run: Run, task: str, store: Path | None = None) -> list[Run]:
-    """Saved single-task runs of ``task`` comparable with ``run``: same data, split and settings.
-
-    Matched by the run store's reuse key with the candidate's seed and method
-    (seeds are the noise being measured, and with one task every method is plain
-    training); the run itself is left out.
-    """
-    train = run.config.get("train", {})
-    known = set(TrainConfig.__dataclass_fields__)
-    found = []
-    for other in list_runs(store):
-        if other.id == run.id or [t["name"] for t in other.config.get("tasks", [])] != [task]:
-            continue
-        settings = {k: v for k, v in train.items() if k in known}
-        settings.update(seed=other.config["train"]["seed"], method=other.config["train"]["method"])
-        if other.config.get("key") == reuse_key(run.config.get("fingerprint", ""), [task], TrainConfig(**settings)):
-            found.append(other)
-    return found
 
 
 def single_task_summary(run: Run, task: Task, store: Path | None = None) -> dict | None:

@@ -325,6 +325,26 @@ def stored_runs(fingerprint: str, combos: list[tuple[str, ...]], config: TrainCo
     return found
 
 
+def single_task_runs(run: Run, task: str, store: Path | None = None) -> list[Run]:
+    """Saved single-task runs of ``task`` comparable with ``run``: same data, split and settings.
+
+    Matched by the run store's reuse key with the candidate's seed and method
+    (seeds are the noise being measured, and with one task every method is plain
+    training); the run itself is left out.
+    """
+    train = run.config.get("train", {})
+    known = set(TrainConfig.__dataclass_fields__)
+    found = []
+    for other in list_runs(store):
+        if other.id == run.id or [t["name"] for t in other.config.get("tasks", [])] != [task]:
+            continue
+        settings = {k: v for k, v in train.items() if k in known}
+        settings.update(seed=other.config["train"]["seed"], method=other.config["train"]["method"])
+        if other.config.get("key") == reuse_key(run.config.get("fingerprint", ""), [task], TrainConfig(**settings)):
+            found.append(other)
+    return found
+
+
 def delete_run(run_id: str, store: Path | None = None) -> Path:
     """Move a run (or a damaged entry) into the store's trash; returns where it went.
 

@@ -1,4 +1,4 @@
-"""A sweep as one self-contained HTML page, to share with people who will not run the app.
+"""A sweep's report (``SweepReport``, report.json) as one self-contained HTML page, to share with people who will not run the app.
 
 plotly.js is embedded once, inline, so the page opens offline in any browser
 (no CDN, no external script). Every figure comes from ``explorer.plots.transfer``.
