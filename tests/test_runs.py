@@ -53,6 +53,21 @@ def test_interrupted_save_leaves_no_half_run(result, run_store, monkeypatch):
     assert list(run_store.iterdir()) == []
 
 
+def test_a_non_finite_run_is_refused_before_anything_is_written(result, run_store):
+    """Item 2's last line of defence at the store: no NaN weights, no 'Infinity' in config.json."""
+    import copy
+    from dataclasses import replace as dc_replace
+    bad_stats = dc_replace(result, target_stats={**result.target_stats, "ink": (float("inf"), 1.0)})
+    with pytest.raises(ExplorerError, match=r"^The run's settings hold a non-finite number at target_stats.ink\[0\]"):
+        save_run(bad_stats)
+    model = copy.deepcopy(result.model)
+    with torch.no_grad():
+        model.heads["digit"].bias[3] = float("nan")
+    with pytest.raises(ExplorerError, match="weights 'heads.digit.bias' hold NaN or infinite values"):
+        save_run(dc_replace(result, model=model))
+    assert not run_store.exists() or list(run_store.iterdir()) == []
+
+
 def test_failed_save_keeps_the_model_in_a_temporary_folder_and_says_where(result, run_store, monkeypatch):
     import explorer.store.runs as runs
     original = runs._write_run

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -26,6 +27,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from explorer.errors import ExplorerError
@@ -181,6 +183,7 @@ def save_run(result: TrainResult, store: Path | None = None) -> Run:
     }
     metrics = {"test": result.metrics, "baseline": result.baseline}
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
+    _check_finite_run(config, state)  # never a NaN model or an 'Infinity' in config.json
     try:
         store.mkdir(parents=True, exist_ok=True)
         clean_leftovers(store)
@@ -196,6 +199,34 @@ def save_run(result: TrainResult, store: Path | None = None) -> Run:
                             f"in {kept}: move that folder into a writable run store (EXPLORER_HOME) to use it.") \
             from None
     return Run(run_id, store / run_id, config, metrics)
+
+
+def _non_finite(value, where: str = "") -> str | None:
+    """The path of the first non-finite number in ``value`` (dicts, lists, numbers, arrays), or None."""
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() if (p := _non_finite(v, f"{where}.{k}" if where else str(k)))),
+                    None)
+    if isinstance(value, (list, tuple)):
+        return next((p for i, v in enumerate(value) if (p := _non_finite(v, f"{where}[{i}]"))), None)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _non_finite(value.tolist(), where)
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "a value"
+    return None
+
+
+def _check_finite_run(config: dict, state: dict) -> None:
+    """The last line of defence behind the data checks and ``FiniteLoss``: a run with a non-finite weight or
+    setting is refused before anything is written."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ExplorerError(f"The trained model's weights '{name}' hold NaN or infinite values, so the run "
+                                "was not saved. Train again with a lower learning rate (--lr), or check the "
+                                "data for extreme values.")
+    where = _non_finite(config)
+    if where is not None:
+        raise ExplorerError(f"The run's settings hold a non-finite number at {where}, so the run was not "
+                            "saved. Check the data for extreme values (the Data rules in the README).")
 
 
 def _write_run(tmp: Path, final: Path, state: dict, config: dict, metrics: dict, history) -> None:
