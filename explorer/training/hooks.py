@@ -182,7 +182,7 @@ class FiniteLoss(Callback):
             if valid is not None:
                 bad &= valid.bool()
             names = None
-        if bad.device.type == "cpu":
+        if bad.device.type != "cuda":  # CPU (and others): the flag is read at once, nothing waits on it
             if bool(bad.any()):
                 self._raise(step, bad, names)
             return
