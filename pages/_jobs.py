@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.jobs import format_seconds
+from explorer.jobs import Job, format_seconds
 from explorer.plots import training as plots
 from pages import _state as state
+
+
+def start(name: str, plan, *also_forget: str) -> None:
+    """Run a checked library plan (``plan.run(progress)``, e.g. ``plan_together``) as the job ``name``.
+
+    The job's result is the plan's result as plain data (``to_dict()``); the page redraws at once
+    with the progress showing.
+    """
+    forget_outcome(name, *also_forget)
+    state.start_job(name, Job(lambda progress: plan.run(progress).to_dict(), label=name))
+    st.rerun()
 
 
 def collect(name: str, result_key: str | None = None, cancelled: str = "Cancelled") -> None:

@@ -1,7 +1,6 @@
 """Page 2: train tasks together and alone, with seeds, and see which tasks gained or lost."""
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import pandas as pd
@@ -13,13 +12,13 @@ from pages import _views as views
 from models.architectures import describe as describe_archs
 from explorer.training import trainer as training
 from explorer.training.device import available, describe, resolve_device
-from explorer.jobs import Job, format_seconds
+from explorer.jobs import format_seconds
 from explorer.methods import REGISTRY as METHODS
 from explorer.methods import names as method_names
 from explorer.plots import training as plots
 from explorer.training.trainer import TrainConfig
 from explorer.relatedness.compare import plan_comparison
-from explorer.relatedness.together import plan_together
+from explorer.relatedness.together import mean_std, plan_together
 from explorer.relatedness.transfer import combo_key
 
 VERDICT = {"positive": "helped", "negative": "hurt", "unclear": "unclear"}
@@ -92,11 +91,6 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
 
 
 # -- Train tab ---------------------------------------------------------------------------------
-def together_work(plan):
-    """The job: the one use-case call (explorer.relatedness.together), its result as plain data."""
-    return lambda progress: plan.run(progress).to_dict()
-
-
 def show_train_result(res: dict) -> None:
     tasks, gains = res["tasks"], res["gains"]
     cfg = res["config"]
@@ -127,8 +121,8 @@ def show_train_result(res: dict) -> None:
     for task, g in gains.items():
         interval = "n/a" if g.get("low") is None else f"[{g['low']:+.1f}, {g['high']:+.1f}] %"
         rows.append({"task": task, "metric": res["metric"].get(task, ""),
-                     "alone": _mean_std(res["single"].get(task) or [g.get("single_mean")]),
-                     "together": _mean_std(res.get("together", {}).get(task) or [g.get("multi_mean")]),
+                     "alone": mean_std(res["single"].get(task) or [g.get("single_mean")]),
+                     "together": mean_std(res.get("together", {}).get(task) or [g.get("multi_mean")]),
                      "gain": f"{g['mean']:+.1f} %" if g.get("mean") is not None else "at chance",
                      "difference": None if g.get("diff") is None else round(g["diff"], 4),
                      "baseline": None if g.get("baseline") is None else round(g["baseline"], 4),
@@ -154,23 +148,7 @@ def show_saved(res: dict) -> None:
                    + ", ".join(f"`{v}`" for v in saved.values()))
 
 
-def _mean_std(values) -> str:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return "n/a"
-    mean = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return f"{mean:.3f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-    return f"{mean:.3f} ± {std:.3f}"
-
-
 # -- Compare methods tab -----------------------------------------------------------------------
-def methods_work(plan):
-    """The job: the one use-case call (explorer.relatedness.compare), its result as plain data."""
-    return lambda progress: plan.run(progress).to_dict()
-
-
 def show_methods_result(res: dict) -> None:
     from explorer.plots.methods import method_gains, task_weights
 
@@ -194,10 +172,8 @@ with train_tab:
         with state.friendly_errors("starting the training"):
             # checks the tasks, settings and the run store now; nothing trains until the job runs it
             plan = plan_together(ds, tasks, seeds, config.method, config)
-            jobs.forget_outcome("train", "save")
             st.session_state.pop("train_shown", None)
-            state.start_job("train", Job(together_work(plan), label="train"))
-            st.rerun()  # redraw with the Train button disabled and the progress showing
+            jobs.start("train", plan, "save")  # redraws with the Train button disabled and the progress showing
     jobs.show_outcome("train")
     if running:
         jobs.live("train", "Training")
@@ -219,10 +195,7 @@ with methods_tab:
                      icon=":material/play_arrow:")
     if m_go:
         with state.friendly_errors("starting the comparison"):
-            plan = plan_comparison(ds, m_tasks, picked, m_seeds, m_config)  # checks everything, trains nothing
-            jobs.forget_outcome("methods")
-            state.start_job("methods", Job(methods_work(plan), label="methods"))
-            st.rerun()
+            jobs.start("methods", plan_comparison(ds, m_tasks, picked, m_seeds, m_config))  # checked, then run
     jobs.show_outcome("methods")
     if m_running:
         jobs.live("methods", "Comparing methods")

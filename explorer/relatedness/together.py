@@ -90,7 +90,7 @@ class TogetherResult:
                 continue
             gain = "at chance" if g.at_chance else f"{g.mean:+.1f}"
             interval = "" if math.isnan(g.low) else f"[{g.low:+.1f}, {g.high:+.1f}]"
-            rows.append((t, self.metric[t], _mean_std(self.single[t]), _mean_std(self.together[t]), gain,
+            rows.append((t, self.metric[t], mean_std(self.single[t]), mean_std(self.together[t]), gain,
                          interval, g.verdict))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"{self.dataset}: {' + '.join(self.tasks)} together ({self.method}) vs each alone (ew), "
@@ -114,8 +114,9 @@ def finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _mean_std(values: list[float]) -> str:
-    vals = [v for v in values if np.isfinite(v)]
+def mean_std(values: list[float | None]) -> str:
+    """Scores as "mean ± seed std" (the mean alone for one score, n/a for none)."""
+    vals = [v for v in values if v is not None and np.isfinite(v)]
     if not vals:
         return "n/a"
     return f"{np.mean(vals):.3f}" + (f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 else "")
