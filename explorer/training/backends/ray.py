@@ -166,7 +166,7 @@ class RayBackend(Backend):
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         connect(address, num_cpus)
         self.address = address
-        self._progress = None    # the _Progress actor, started with the first sweep that reports progress
+        self._progress = _Progress.remote()  # started now, so it is up before the first chunk reports
         self._tokens = itertools.count(1)  # one per call, so concurrent sweeps' reports never mix
         self._refs: dict[int, tuple[object, object]] = {}  # id(obj) -> (obj kept alive, its object ref)
 
@@ -175,6 +175,7 @@ class RayBackend(Backend):
 
     def warm_up(self) -> int:
         """Start every worker process and import the trainer there; the number of workers that answered."""
+        ray.get(self._progress.take.remote(0))  # the progress actor is up too
         return len(set(ray.get([_warm.remote(0.5) for _ in range(cluster()["workers"])])))
 
     def _put(self, obj):
@@ -200,8 +201,6 @@ class RayBackend(Backend):
         use_gpu = info["gpus"] > 0 and config.device in ("auto", "cuda") or config.device.startswith("cuda")
         options = {"num_gpus": 1, "num_cpus": 1} if use_gpu else {"num_cpus": 1}
         data_ref, prepared_ref = self._put(dataset), self._put(prepared)
-        if progress is not None and self._progress is None:
-            self._progress = _Progress.remote()
         token = next(self._tokens)
         pending, sizes = {}, []
         for index, (combos, chunk_seeds) in enumerate(chunks(combinations, seeds, info["workers"])):
