@@ -492,3 +492,57 @@ def format_minilm(result: dict) -> str:
             f"{load}): {result['seconds']:.1f} s (bound {b['seconds']} s), peak RSS {result['peak_rss_mib']:.0f} MiB "
             f"(bound {b['peak_rss_mib']} MiB): {'within' if result['within_bounds'] else 'OUTSIDE'} the bounds; "
             f"the process took {result['process_seconds']:.1f} s with imports and loading the data")
+
+
+def resolved_share(report) -> tuple[int, int]:
+    """(resolved, tested) pair cells of a sweep report, controls and tasks at chance left out."""
+    skip = set(report.controls) | set(report.at_chance)
+    resolved = tested = 0
+    for i, a in enumerate(report.tasks):
+        for j, b in enumerate(report.tasks):
+            if i == j or a in skip or b in skip or report.pair_verdict[i][j] is None:
+                continue
+            tested += 1
+            resolved += report.pair_verdict[i][j] in ("positive", "negative")
+    return resolved, tested
+
+
+def power_bench(dataset: Dataset, n_tasks: int = 6, train_size: float | int = 1.0, fixed_seeds: int = 3,
+                start_seeds: int = 2, progress: Progress | None = None) -> dict:
+    """Resolved cells at equal time: ``fixed_seeds`` seeds for every cell, then adaptive seeds in the same time.
+
+    Both arms are the default sweep (10 epochs, per-task checkpointing, paired seeds and test-row
+    bootstrap, false discovery rate 5 %), estimates off. The adaptive arm starts every cell with
+    ``start_seeds`` seeds and spends what is left of the fixed arm's wall time on the undecided cells
+    (``explorer.relatedness.adaptive``), up to the default maximum of seeds per cell.
+    """
+    from explorer.relatedness.sweep import DEFAULT_MAX_SEEDS, run_sweep
+
+    tasks = list(dataset.tasks)[:n_tasks]
+    if len(tasks) < 2 or len(tasks) < n_tasks:
+        raise ExplorerError(f"--tasks must be between 2 and {len(dataset.tasks)} for '{dataset.name}', got {n_tasks}.")
+    config = TrainConfig(train_size=train_size)
+    began = time.perf_counter()
+    fixed = run_sweep(dataset, tasks, seeds=fixed_seeds, config=config, affinity=False,
+                      progress=within(progress, 0, 1, 2, "bench", f"{fixed_seeds} fixed seeds"))
+    budget = time.perf_counter() - began
+    adaptive = run_sweep(dataset, tasks, seeds=start_seeds, config=config, affinity=False,
+                         max_seeds=DEFAULT_MAX_SEEDS, budget_seconds=budget,
+                         progress=within(progress, 1, 1, 2, "bench", "adaptive seeds, same time"))
+    (r_fixed, n_fixed), (r_adapt, n_adapt) = resolved_share(fixed), resolved_share(adaptive)
+    share_fixed, share_adapt = r_fixed / max(1, n_fixed), r_adapt / max(1, n_adapt)
+    return {"dataset": dataset.name, "tasks": tasks, "train_size": train_size,
+            "fixed": {"seeds": fixed_seeds, "resolved": r_fixed, "cells": n_fixed, "seconds": round(fixed.seconds, 1)},
+            "adaptive": {"start_seeds": start_seeds, "max_seeds": DEFAULT_MAX_SEEDS, "resolved": r_adapt,
+                         "cells": n_adapt, "seconds": round(adaptive.seconds, 1),
+                         "models_added": adaptive.adaptive.get("models", 0)},
+            "ratio": round(share_adapt / share_fixed, 2) if share_fixed else None}
+
+
+def format_power(result: dict) -> str:
+    f, a = result["fixed"], result["adaptive"]
+    ratio = "n/a (no cell resolved with fixed seeds)" if result["ratio"] is None else f"{result['ratio']:.2f}x"
+    return (f"resolved cells at equal time ({result['dataset']}, {len(result['tasks'])} tasks): "
+            f"{f['seeds']} fixed seeds {f['resolved']}/{f['cells']} in {f['seconds']:.0f} s; adaptive "
+            f"({a['start_seeds']} seeds, +{a['models_added']} models on undecided cells) {a['resolved']}/{a['cells']} "
+            f"in {a['seconds']:.0f} s: {ratio} the resolved share")

@@ -79,7 +79,8 @@ def test_too_many_tasks_with_controls(digits):
 
 
 def test_csv_sweep_with_a_shuffled_control_on_real_tabular_data(tmp_path, capsys):
-    """The CSV path on data the built-ins do not ship: sklearn's wine measurements, four label columns."""
+    """The CSV path with the sweep's defaults on data the built-ins do not ship: sklearn's wine
+    measurements, four label columns."""
     from sklearn.datasets import load_wine
     frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
     csv = tmp_path / "wine.csv"
@@ -88,8 +89,7 @@ def test_csv_sweep_with_a_shuffled_control_on_real_tabular_data(tmp_path, capsys
     features = [c for c in frame.columns if c not in labels]
     out = tmp_path / "r.json"
     code = main(["sweep", "--csv", str(csv), "--feature-cols", ",".join(features), "--tasks", ",".join(labels),
-                 "--controls", "shuffled", "--seeds", "2", "--max-seeds", "3", "--epochs", "2", "--hidden", "16",
-                 "--no-affinity", "--out", str(out)])
+                 "--controls", "shuffled", "--out", str(out)])  # the defaults: seeds, adaptive seeds, estimates
     assert code == 0
     rep = sweep.load_report(out)
     assert rep.controls == ["shuffled:cultivar"] and rep.tasks[-1] == "shuffled:cultivar"

@@ -133,3 +133,21 @@ def test_fdr_verdicts_follow_q_values():
     fdr_verdicts(gains, 0.05)
     assert [g.verdict for g in gains] == ["positive", "positive", "unclear"]
     assert all(g.q_value >= g.p_value for g in gains)
+
+
+def test_chance_is_the_better_of_majority_and_frequency_guessing():
+    """On three balanced classes guessing at the class frequencies scores macro-F1 1/3 while the majority
+    class scores 1/6: a model at 0.33 (a shuffled task) has learned nothing and must count as at chance."""
+    from explorer.data.tasks import Task
+    from explorer.training.metrics import chance_score, majority_baseline, primary
+
+    task = Task("t", "multiclass", ("a", "b", "c"))
+    y = np.repeat([0, 1, 2], 100)
+    assert primary(majority_baseline(task, y, y)) == pytest.approx(1 / 6)
+    assert chance_score(task, y, y) == pytest.approx(1 / 3)
+    skewed = np.array([0] * 280 + [1] * 10 + [2] * 10)  # still 1/K: each class's F1 is its share
+    assert chance_score(task, skewed, skewed) == pytest.approx(1 / 3) > primary(majority_baseline(task, skewed, skewed))
+    reg = Task("r", "regression")
+    values = np.linspace(0, 1, 50)
+    assert chance_score(reg, values, values) == pytest.approx(0.0, abs=1e-12)  # the mean: R² 0
+    assert headroom(1 / 3 + 0.01, chance_score(task, y, y)) is None

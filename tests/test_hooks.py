@@ -77,3 +77,35 @@ def test_early_stopping_restores_the_best_epochs_weights():
     for key, value in snaps.states[result.best_epoch].items():
         assert torch.equal(state[key], value), key
     assert not all(torch.equal(state[k], v) for k, v in snaps.states[last].items())
+
+
+def test_each_task_is_scored_at_its_own_best_validation_epoch():
+    """Per-task checkpointing: a task's test score comes from the epoch of its lowest validation loss,
+    even where the saved weights (lowest summed loss) come from another epoch; training goes on while
+    any task still improves."""
+    from explorer.training.metrics import primary
+    from explorer.training.trainer import evaluate
+
+    class EveryEpoch(Callback):
+        def __init__(self, prepared):
+            self.prepared, self.test = prepared, {}
+
+        def on_epoch(self, epoch):
+            self.test[epoch.epoch] = evaluate(epoch.model, self.prepared, "test", "cpu")
+
+    from explorer.training.trainer import prepare
+    data = tiny_digits()
+    config = TrainConfig(epochs=10, patience=2, hidden=8, lr=0.05, train_size=300).resolve(data.modality)
+    prepared = prepare(data, ["digit", "even", "ink"], config)
+    record = EveryEpoch(prepared)
+    result = train(data, ["digit", "even", "ink"], config, prepared=prepared, callbacks=[record])
+    val = {h["epoch"]: h["val"] for h in result.history}
+    own = {t: min(val, key=lambda e: (val[e][t], e)) for t in ("digit", "even", "ink")}
+    assert result.task_epoch == own
+    assert len(set(own.values()) | {result.best_epoch}) > 1, "the test needs tasks whose best epochs differ"
+    for t, e in own.items():
+        assert primary(result.task_metrics[t]) == pytest.approx(primary(record.test[e][t]), abs=1e-12)
+    assert primary(result.metrics["digit"]) == pytest.approx(primary(record.test[result.best_epoch]["digit"]))
+    # it stopped only when no task had improved for `patience` epochs
+    last = max(val)
+    assert last == config.epochs or last - max(own.values()) >= config.patience

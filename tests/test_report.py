@@ -76,7 +76,10 @@ def test_other_figures_build(report):
     assert len(plots.delta_m_bars(report).data[0].x) == 4
     curves = plots.gain_curves(report)
     assert curves.layout.xaxis.type == "log"
-    assert sum(len(t.x) for t in curves.data if t.type == "scatter") == 6 * 2  # 6 ordered pairs x 2 sizes
+    lines = [t for t in curves.data if t.mode == "lines+markers"]
+    bands = [t for t in curves.data if t.fill == "toself"]
+    assert sum(len(t.x) for t in lines) == 6 * 2  # 6 ordered pairs x 2 sizes, one panel per task
+    assert len(bands) == len(lines) and all(len(b.x) == 2 * len(t.x) for b, t in zip(bands, lines))
     assert len(plots.higher_order_scatter(report).data[0].x) == 3
     assert plots.transfer_heatmap(report.to_dict()).data[0].z == plots.transfer_heatmap(report).data[0].z
 

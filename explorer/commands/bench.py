@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "in a fresh process, cache neither read nor written; print its seconds and peak RSS "
                         "against the bounds (under 180 s, under 2 GiB)")
     p.add_argument("--rows", type=int, help="with --minilm: embed only the first ROWS texts (a quick check)")
+    p.add_argument("--power", action="store_true",
+                   help="resolved cells at equal time: 3 fixed seeds per cell against adaptive seeds (default sweep "
+                        "settings, 10 epochs; --tasks, --train-size apply)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
@@ -100,6 +103,16 @@ def run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         print(format_load(result), file=sys.stderr)
+        print_json(result)
+        return 0
+    if args.power:
+        from explorer.bench import format_power, power_bench
+        bar = ProgressBar("bench --power")
+        try:
+            result = power_bench(dataset, args.tasks, size, progress=bar)
+        finally:
+            bar.close()
+        print(format_power(result), file=sys.stderr)
         print_json(result)
         return 0
     if args.profile:

@@ -250,20 +250,23 @@ def gain_curves(report) -> go.Figure:
                              f"{VERDICT_WORDS.get(e['pair_verdict'][i][j], '')}")
             if not xs:
                 continue
+            at = dict(row=i // cols + 1, col=i % cols + 1)
+            # the 95 % interval as a band: where it leaves zero, the gain at that size is resolved
+            fig.add_trace(go.Scatter(x=xs + xs[::-1], y=[y + h for y, h in zip(ys, hi)]
+                                     + [y - l for y, l in zip(ys, lo)][::-1],
+                                     fill="toself", fillcolor=colour, opacity=0.15, line=dict(width=0),
+                                     legendgroup=partner, showlegend=False, hoverinfo="skip"), **at)
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=f"with {partner}",
                                      legendgroup=partner, showlegend=i == (1 if j == 0 else 0),
                                      line=dict(color=colour, width=2), marker=dict(size=8),
-                                     error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo,
-                                                  thickness=1.2),
-                                     hovertext=hover, hoverinfo="text"),
-                          row=i // cols + 1, col=i % cols + 1)
+                                     hovertext=hover, hoverinfo="text"), **at)
     fig.add_hline(y=0, line_color="#333", line_width=1)
     fig.update_xaxes(type="log")
     for k in range(len(tasks) - cols, len(tasks)):  # axis titles on the bottom row only: no clash with titles
         fig.update_xaxes(title_text="training rows (log scale)", row=k // cols + 1, col=k % cols + 1)
     fig.update_yaxes(title_text="gain %")
     fig.update_layout(legend=dict(orientation="h", y=-0.12))
-    return _style(fig, "Gain against the amount of training data (whiskers: 95 % interval)", 330 * rows + 120)
+    return _style(fig, "Gain against the amount of training data (bands: 95 % interval)", 330 * rows + 120)
 
 
 def higher_order_scatter(report) -> go.Figure:

@@ -22,14 +22,19 @@ from models import MultiTaskModel
 class ComboRun:
     tasks: tuple[str, ...]   # the combination
     seed: int
-    metrics: dict[str, dict]  # task -> test metrics as from explorer.training.trainer.evaluate
-    best_epoch: int
+    # task -> test metrics, each at the task's own best validation epoch (per-task checkpointing,
+    # explorer.training.hooks.TaskCheckpoint): what gains are computed from
+    metrics: dict[str, dict]
+    best_epoch: int           # the epoch of the saved weights (lowest summed validation loss)
     history: list[dict]       # per epoch {"epoch", "train": {task: loss}, "val": {task: loss}}
     model: MultiTaskModel | None = None  # the trained weights, when asked for (keep_models=True)
     run_id: str | None = None            # set when the scores were taken from a stored run, not trained
     seconds: float = 0.0                 # training time (batched: the stack's time shared out per model)
     device: str = ""
     weight_trace: list[dict] = field(default_factory=list)  # sequential mode: per step {step, epoch, weights}
+    model_metrics: dict[str, dict] | None = None  # test metrics of the saved weights (None: same as metrics)
+    task_epoch: dict[str, int] | None = None      # task -> its own best validation epoch
+    test_pred: dict | None = None                 # task -> test predictions at that epoch (for the row bootstrap)
 
 
 def normalise_combinations(dataset: Dataset, combinations: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -90,7 +95,8 @@ def to_train_result(run: ComboRun, prepared: Prepared, config: TrainConfig, data
     config = replace(config.resolve(dataset.modality), seed=run.seed)
     baseline = {t.name: majority_baseline(t, view.y_raw["train"][t.name], view.y_raw["test"][t.name])
                 for t in view.tasks}
-    return TrainResult(run.model, view.tasks, view.preprocessor, config, run.metrics, baseline, run.history,
+    metrics = run.model_metrics if run.model_metrics is not None else run.metrics  # what the saved weights score
+    return TrainResult(run.model, view.tasks, view.preprocessor, config, metrics, baseline, run.history,
                        view.target_stats, view.split.sizes(), run.best_epoch, run.seconds, run.device,
                        dict(dataset.source), dataset.fingerprint())
 
@@ -110,9 +116,11 @@ def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], conf
             result = train(dataset, list(combo), seeded, progress=within(progress, len(runs), 1, total, prefix=text),
                            prepared=restrict(prepared, combo))
             history = [{"epoch": h["epoch"], "train": h["train"], "val": h["val"]} for h in result.history]
-            runs.append(ComboRun(combo, seed, result.metrics, result.best_epoch, history,
+            runs.append(ComboRun(combo, seed, result.task_metrics, result.best_epoch, history,
                                  model=result.model if keep_models else None, seconds=result.seconds,
-                                 device=result.device, weight_trace=result.weight_trace))
+                                 device=result.device, weight_trace=result.weight_trace,
+                                 model_metrics=result.metrics, task_epoch=result.task_epoch,
+                                 test_pred=result.test_predictions))
     emit(progress, "train", total, total, "done")
     return runs
 

@@ -34,7 +34,7 @@ from explorer.relatedness.grouping import groupings_for_budgets, stability
 from explorer.relatedness.report_schema import check_report
 from explorer.schema import parse_json
 from explorer.methods import names as method_names
-from explorer.training.metrics import majority_baseline, primary
+from explorer.training.metrics import chance_score
 from explorer.training.threads import training_threads
 from explorer.training.progress import Progress, within
 from explorer.training.trainer import TrainConfig, prepare
@@ -455,7 +455,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
                                            call_seeds, mode=job_mode, progress=phases.phase(phase),
                                            prepared=prepared, **extra)
                 clock(phase, began)
-        results.append((size, rows, transfer_from_runs(runs, tasks, baselines=baseline_scores(prepared)), runs))
+        results.append((size, rows, transfer_from_runs(runs, tasks, baselines=baseline_scores(prepared),
+                                                         truth=test_truth(prepared)), runs))
         main_prepared = prepared
     _, _, main, main_runs = results[-1]
     main_config = dataclasses.replace(config, train_size=main_size)
@@ -556,19 +557,25 @@ def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, b
         return out
 
     def measure(new_runs):
-        return transfer_from_runs(new_runs, tasks, baselines=baselines)
+        return transfer_from_runs(new_runs, tasks, baselines=baselines, truth=test_truth(prepared))
 
     runs, main, record = adapt(list(runs), main, train, measure, budget)
     return main, runs, record
 
 
+def test_truth(prepared) -> dict:
+    """Task -> (Task, test labels): what the paired test-row bootstrap resamples."""
+    return {task.name: (task, prepared.y_raw["test"][task.name]) for task in prepared.tasks}
+
+
 def baseline_scores(prepared) -> dict[str, float]:
-    """Each task's majority-class / training-mean score on the test rows (the chance level gains are read against)."""
+    """Each task's chance-level score on the test rows (``explorer.training.metrics.chance_score``): what gains
+    are read against, and below which a single-task model is "at chance"."""
     out = {}
     for task in prepared.tasks:
-        m = majority_baseline(task, prepared.y_raw["train"][task.name], prepared.y_raw["test"][task.name])
-        if m["primary"] in m:
-            out[task.name] = primary(m)
+        score = chance_score(task, prepared.y_raw["train"][task.name], prepared.y_raw["test"][task.name])
+        if score is not None:
+            out[task.name] = score
     return out
 
 

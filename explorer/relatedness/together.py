@@ -4,7 +4,7 @@ For each seed, every task is trained alone with plain descent (``ew``: with one
 task every method reduces to it, and gradient aggregators refuse a single task)
 and the tasks are trained together once with the chosen method. The gains come
 from ``explorer.relatedness.transfer.transfer_from_runs`` (seed-paired where that
-lowers the variance, against each task's majority/mean baseline, verdicts at a
+lowers the variance, with the paired test-row bootstrap, against each task's chance level, verdicts at a
 false discovery rate): the same statistics as the sweep's matrix.
 
 Single-task baselines are reused, in this order: runs handed in by the caller
@@ -28,7 +28,7 @@ from explorer.errors import ExplorerError
 from explorer.methods import get_method
 from explorer.relatedness.combos import ComboRun, label, stored_singles, to_train_result
 from explorer.relatedness.gains import Gain
-from explorer.relatedness.sweep import BASELINE_METHOD, baseline_scores
+from explorer.relatedness.sweep import BASELINE_METHOD, baseline_scores, test_truth
 from explorer.relatedness.transfer import combo_key, transfer_from_runs
 from explorer.store.runs import check_store_writable, home, save_run, stored_runs
 from explorer.training.batched import resolve_mode, train_combinations
@@ -231,7 +231,7 @@ def _run(plan: TogetherPlan, progress: Progress | None, singles: list[ComboRun] 
 
     baselines = baseline_scores(prepared)
     key = combo_key(together)
-    transfer = transfer_from_runs(runs, tasks, baselines=baselines)
+    transfer = transfer_from_runs(runs, tasks, baselines=baselines, truth=test_truth(prepared))
     gains = transfer.gains.get(key, {})
     single = {t: transfer.scores.get(combo_key((t,)), {}).get(t, []) for t in tasks}
     multi = transfer.scores.get(key, {})

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from explorer.relatedness.bootstrap import row_variance
 from explorer.relatedness.gains import Gain, delta_m, fdr_verdicts, gain_stats, variances
 from explorer.training.metrics import primary
 
@@ -115,9 +116,18 @@ def _resolution(metrics: dict) -> float:
     return 0.0
 
 
+def _predictions(runs: Sequence) -> dict[str, dict[str, dict[int, np.ndarray]]]:
+    """combo key -> task -> seed -> test predictions, for the runs that carry them."""
+    out: dict[str, dict[str, dict[int, np.ndarray]]] = {}
+    for run in runs:
+        for task, pred in (getattr(run, "test_pred", None) or {}).items():
+            out.setdefault(combo_key(run.tasks), {}).setdefault(task, {})[run.seed] = pred
+    return out
+
+
 def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[str, float] | None = None,
                        fdr: float = 0.05, row_var: dict[tuple[str, str], float] | None = None,
-                       pairing: bool | None = None) -> Transfer:
+                       pairing: bool | None = None, truth: dict | None = None) -> Transfer:
     """Gains of every multi-task combination in ``runs`` against the singles in ``runs``.
 
     Each multi-task model is paired with the single-task model of the same seed.
@@ -127,7 +137,9 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
     cell). ``baselines`` (task -> majority/mean baseline score) turns the
     relative gain into a share of the headroom above chance; ``row_var``
     ((combo key, task) -> variance) adds test-row sampling noise. Verdicts are
-    made at false discovery rate ``fdr`` over all multi-task cells.
+    made at false discovery rate ``fdr`` over all multi-task cells. ``truth`` (task -> (Task, test
+    labels)) turns on the paired test-row bootstrap (``explorer.relatedness.bootstrap``) for every
+    cell whose runs carry their test predictions; ``row_var`` overrides it per cell.
     """
     tasks = list(tasks)
     scores, metric = collect_scores(runs)
@@ -168,23 +180,42 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
             summed["paired"] += pv
             summed["cells"] += 1
     use_pair = (summed["cells"] > 0 and summed["paired"] < summed["welch"]) if pairing is None else bool(pairing)
+    preds = _predictions(runs) if truth else {}
+    bootstrapped = 0
     gains: dict[str, dict[str, Gain]] = {}
     for key, t, m, s, pm, ps in cells:
         paired_here = use_pair and len(pm) >= 2
+        noise = (row_var or {}).get((key, t))
+        if noise is None and truth and t in truth:
+            noise = _row_noise(preds, key, t, truth[t], len(pm) if paired_here else None)
+            bootstrapped += noise is not None
         gains.setdefault(key, {})[t] = gain_stats(
             pm if paired_here else m, ps if paired_here else s, paired=paired_here,
             baseline=(baselines or {}).get(t), resolution=resolution.get(t, 0.0),
-            row_var=(row_var or {}).get((key, t), 0.0))
+            row_var=noise or 0.0)
     fdr_verdicts([g for per_task in gains.values() for g in per_task.values()], fdr)
     dm = {key: delta_m([g.mean for g in per_task.values()]) for key, per_task in gains.items() if per_task}
     result = Transfer(tasks, metric, scores, single, gains, dm)
     result.pairing = {"paired": use_pair, "cells": summed["cells"],
-                      "variance_ratio": (summed["paired"] / summed["welch"]) if summed["welch"] > 0 else None}
+                      "variance_ratio": (summed["paired"] / summed["welch"]) if summed["welch"] > 0 else None,
+                      "row_bootstrap_cells": bootstrapped}
     result.at_chance = [t for t in tasks if any(per_task.get(t) is not None and per_task[t].at_chance
                                                 for per_task in gains.values())]
     (result.pair_gain, result.pair_gain_std, result.pair_verdict, result.pair_interval,
      result.pair_q, result.pair_seeds, result.pair_mde) = pair_matrices(result)
     return result
+
+
+def _row_noise(preds, key: str, task: str, truth, paired_n: int | None) -> float | None:
+    """The paired test-row bootstrap variance of one cell, or None when a side lacks its predictions."""
+    multi, single = preds.get(key, {}).get(task, {}), preds.get(task, {}).get(task, {})
+    if not multi or not single:
+        return None
+    if paired_n is not None:  # the seed-matched pairs the interval uses
+        common = sorted(set(multi) & set(single))
+        multi, single = {s: multi[s] for s in common}, {s: single[s] for s in common}
+    spec, y = truth
+    return row_variance(spec, y, [multi[s] for s in sorted(multi)], [single[s] for s in sorted(single)])
 
 
 def pair_matrices(transfer: Transfer) -> tuple:

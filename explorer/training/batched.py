@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -26,7 +27,7 @@ from explorer.relatedness.combos import (ComboRun, normalise_combinations, prepa
                                          train_sequential)
 from explorer.data.dataset import Dataset
 from explorer.training.device import describe, resolve_device
-from explorer.training.hooks import Callback, Epoch, FiniteLoss, Step, fit
+from explorer.training.hooks import IMPROVEMENT, Callback, Epoch, FiniteLoss, Step, fit
 from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.training.metrics import task_metrics
@@ -208,6 +209,8 @@ class SlotStopping(Callback):
         self.stack, self.names, self.patience = stack, names, patience
         device = stack.head_weight.device
         self.best = torch.full((stack.slots,), float("inf"), device=device)
+        self.task_best = torch.full((stack.slots, len(names)), float("inf"), device=device)
+        self.task_improved = torch.zeros((stack.slots, len(names)), dtype=torch.bool)  # this epoch's, on CPU
         self.best_epoch = [0] * stack.slots
         self.stale = torch.zeros(stack.slots, dtype=torch.long, device=device)
         self.stopped = torch.zeros(stack.slots, dtype=torch.bool, device=device)
@@ -217,9 +220,14 @@ class SlotStopping(Callback):
     def on_epoch(self, epoch: Epoch) -> None:
         val_valid = epoch.extra["val_valid"]
         val_total = torch.where(val_valid, epoch.val, torch.zeros_like(epoch.val)).sum(1)
-        improved = (val_total < self.best - 1e-6) & ~self.stopped
+        improved = (val_total < self.best - IMPROVEMENT) & ~self.stopped
         self.best = torch.where(improved, val_total, self.best)
-        self.stale = torch.where(improved, torch.zeros_like(self.stale), self.stale + 1)
+        # as EarlyStopping: a slot goes stale only while neither its sum nor any of its tasks improves
+        task_improved = (epoch.val < self.task_best - IMPROVEMENT) & val_valid & ~self.stopped[:, None]
+        self.task_best = torch.where(task_improved, epoch.val, self.task_best)
+        self.task_improved = task_improved.cpu()
+        fresh = improved | task_improved.any(1)
+        self.stale = torch.where(fresh, torch.zeros_like(self.stale), self.stale + 1)
         _checkpoint(self.stack, self.saved, improved.cpu())
         train, train_has = epoch.train.cpu(), epoch.extra["train_valid"].cpu()
         val, val_has = epoch.val.cpu(), val_valid.cpu()
@@ -243,6 +251,35 @@ class SlotStopping(Callback):
         _restore(self.stack, self.saved, torch.tensor([e > 0 for e in self.best_epoch]))
 
 
+class SlotTaskCheckpoint(Callback):
+    """``explorer.training.hooks.TaskCheckpoint`` for every slot: each (slot, task)'s test predictions
+    from the epoch where that task's validation loss in that slot was lowest (``SlotStopping`` says which)."""
+
+    def __init__(self, stack: StackedModel, stopping: SlotStopping, x_test: torch.Tensor,
+                 head_slices: dict[str, slice], regression: set[str]):
+        self.stack, self.stopping, self.x_test = stack, stopping, x_test
+        self.head_slices, self.regression = head_slices, regression
+        self.epoch = torch.zeros((stack.slots, len(stopping.names)), dtype=torch.long)
+        self.predictions: dict[str, torch.Tensor] = {}  # task -> [slots, test rows] (class code or model value)
+
+    def on_epoch(self, epoch: Epoch) -> None:
+        improved = self.stopping.task_improved
+        if not improved.any():
+            return
+        outputs = _outputs(self.stack, self.x_test).cpu()
+        for j, name in enumerate(self.stopping.names):
+            rows = improved[:, j]
+            if not rows.any():
+                continue
+            out = outputs[:, :, self.head_slices[name]]
+            pred = out[:, :, 0] if name in self.regression else out.argmax(2)
+            if name not in self.predictions:
+                self.predictions[name] = pred.clone()
+            else:
+                self.predictions[name][rows] = pred[rows]
+            self.epoch[rows, j] = epoch.epoch
+
+
 class _SweepProgress(Callback):
     def __init__(self, progress: Progress, text: str, epochs: int):
         self.progress, self.text, self.epochs = progress, text, epochs
@@ -260,27 +297,48 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
     stack = build_stack(prepared, combinations, config, seeds).to(device)
     steps = StackSteps(stack, prepared, combinations, config, seeds, device)
     stopping = SlotStopping(stack, steps.names, config.patience)
+    x_test = prepared.x["test"].to(device)
+    per_task = SlotTaskCheckpoint(stack, stopping, x_test, stack.head_slices,
+                                  {t.name for t in prepared.tasks if not t.is_classification})
     total = steps.steps_per_epoch * config.epochs
     text = f"{len(combinations)} combinations x {len(seeds)} seeds, batched"
     finite = FiniteLoss([f"{'+'.join(combo)} seed {seed}" for seed in seeds for combo in combinations], steps.names)
-    hooks = [finite, stopping] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
+    hooks = [finite, stopping, per_task] + ([_SweepProgress(progress, text, config.epochs)] if progress else [])
     fit(steps, config.epochs, total, hooks)
-    outputs = _outputs(stack, prepared.x["test"].to(device)).cpu()
+    outputs = _outputs(stack, x_test).cpu()
     seconds = (time.perf_counter() - start) / stack.slots  # the stack's time, shared out per model
     runs = []
     for s, seed in enumerate(seeds):
         for i, combo in enumerate(combinations):
             c = s * len(combinations) + i
-            metrics = {}
+            saved, own, own_pred, own_epoch = {}, {}, {}, {}
             for t in restrict(prepared, combo).tasks:
+                y_true = prepared.y_raw["test"][t.name]
                 pred = decode_predictions(t, outputs[c][:, stack.head_slices[t.name]],
                                           prepared.target_stats.get(t.name))
-                metrics[t.name] = task_metrics(t, prepared.y_raw["test"][t.name], pred)
+                saved[t.name] = task_metrics(t, y_true, pred)
+                j = steps.names.index(t.name)
+                if t.name in per_task.predictions and per_task.epoch[c, j] > 0:
+                    own_pred[t.name] = _decode_code(t, per_task.predictions[t.name][c],
+                                                    prepared.target_stats.get(t.name))
+                    own_epoch[t.name] = int(per_task.epoch[c, j])
+                    own[t.name] = task_metrics(t, y_true, own_pred[t.name])
+                else:  # never improved (e.g. no validation label): the saved weights' score
+                    own[t.name], own_pred[t.name] = saved[t.name], pred
             model = slot_model(stack, c, restrict(prepared, combo), config) if keep_models else None
-            runs.append(ComboRun(combo, seed, metrics, stopping.best_epoch[c], stopping.histories[c], model=model,
-                                 seconds=seconds, device=describe(device)))
+            runs.append(ComboRun(combo, seed, own, stopping.best_epoch[c], stopping.histories[c], model=model,
+                                 seconds=seconds, device=describe(device), model_metrics=saved,
+                                 task_epoch=own_epoch, test_pred=own_pred))
     emit(progress, "train", total, total, "done")
     return runs
+
+
+def _decode_code(task, pred: torch.Tensor, stats) -> np.ndarray:
+    """A stored prediction (class code, or the regression head's output) as ``decode_predictions`` gives it."""
+    if task.is_classification:
+        return pred.numpy()
+    mean, std = stats or (0.0, 1.0)
+    return pred.numpy() * std + mean
 
 
 def slot_model(stack: StackedModel, slot: int, prepared: Prepared, config: TrainConfig) -> MultiTaskModel:

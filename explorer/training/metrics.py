@@ -39,3 +39,30 @@ def majority_baseline(task: Task, y_train: np.ndarray, y_test: np.ndarray) -> di
 
 def primary(metrics: dict) -> float:
     return float(metrics[metrics["primary"]])
+
+
+def chance_score(task: Task, y_train: np.ndarray, y_test: np.ndarray) -> float | None:
+    """The primary score a predictor with no information about the input reaches on the test rows.
+
+    The better of two such predictors: the majority class / training mean, and, for
+    classification, guessing each class at its training frequency. The second is what
+    matters for macro-F1: its expected per-class F1 is 2pq/(p+q) (p the test share, q the
+    guessing share), so on three balanced classes it scores about 0.33 while the
+    majority scores 0.17, and a model learning nothing (a shuffled task) lands near it.
+    """
+    base = majority_baseline(task, y_train, y_test)
+    if base["primary"] not in base:
+        return None
+    best = primary(base)
+    if task.is_classification:
+        seen, truth = y_train[has_label(y_train)], y_test[has_label(y_test)]
+        k = len(task.classes)
+        if len(seen) and len(truth):
+            q = np.bincount(seen, minlength=k)[:k] / len(seen)
+            p = np.bincount(truth, minlength=k)[:k] / len(truth)
+            if task.primary_metric == "macro_f1":
+                guess = float(np.mean(np.where(p + q > 0, 2 * p * q / np.where(p + q > 0, p + q, 1), 0.0)))
+            else:  # accuracy
+                guess = float(p @ q)
+            best = max(best, guess)
+    return best

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from explorer.data.dataset import Dataset, Split
 from explorer.training.device import describe, resolve_device
 from explorer.data.validation import MAX_HIDDEN, check_int_param, check_train_size
-from explorer.training.hooks import Callback, EarlyStopping, Epoch, FiniteLoss, Step, fit
+from explorer.training.hooks import Callback, EarlyStopping, Epoch, FiniteLoss, Step, TaskCheckpoint, fit
 from explorer.training.threads import training_threads
 from explorer.errors import ExplorerError
 from explorer.methods import get_method
@@ -113,6 +113,12 @@ class TrainResult:
     dataset_source: dict = field(default_factory=dict)
     dataset_fingerprint: str = ""
     weight_trace: list[dict] = field(default_factory=list)  # per step: {step, epoch, weights {task: w}}
+    # Per-task checkpointing (explorer.training.hooks.TaskCheckpoint): each task's test metrics, best
+    # epoch and test predictions at its own best validation epoch. ``metrics`` describe the saved
+    # weights (the best summed validation loss); gains against single-task models use these.
+    task_metrics: dict[str, dict] = field(default_factory=dict)
+    task_epoch: dict[str, int] = field(default_factory=dict)
+    test_predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def prepare(dataset: Dataset, task_names: list[str], config: TrainConfig) -> Prepared:
@@ -251,17 +257,22 @@ def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = 
     optimiser = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=config.lr)
     steps = ModelSteps(model, method, optimiser, prepared, config, device)
     stopping = EarlyStopping(config.patience)
-    hooks = [FiniteLoss(), stopping, *callbacks] + ([ProgressHook(progress, config.epochs)] if progress else [])
+    per_task = TaskCheckpoint(lambda m: predict_test(m, prepared, device))
+    hooks = [FiniteLoss(), stopping, per_task, *callbacks] + \
+        ([ProgressHook(progress, config.epochs)] if progress else [])
     start = time.perf_counter()
     fit(steps, config.epochs, steps.steps_per_epoch * config.epochs, hooks)
     metrics = evaluate(model, prepared, "test", device)
+    task_metrics_ = {t.name: task_metrics(t, prepared.y_raw["test"][t.name], per_task.predictions[t.name])
+                     if t.name in per_task.predictions else metrics[t.name] for t in prepared.tasks}
     baseline = {t.name: majority_baseline(t, prepared.y_raw["train"][t.name], prepared.y_raw["test"][t.name])
                 for t in prepared.tasks}
     unseed_dropout(model)  # the trained model carries no generator (it copies and pickles like any model)
     return TrainResult(model.cpu().eval(), prepared.tasks, prepared.preprocessor, config, metrics, baseline,
                        steps.history, prepared.target_stats, prepared.split.sizes(), stopping.best_epoch,
                        time.perf_counter() - start, describe(device), dict(dataset.source),
-                       dataset.fingerprint(), steps.trace)
+                       dataset.fingerprint(), steps.trace, task_metrics_, dict(per_task.epoch),
+                       dict(per_task.predictions))
 
 
 @torch.no_grad()
@@ -280,11 +291,15 @@ def decode_predictions(task: Task, output: torch.Tensor, stats=None) -> np.ndarr
     return output[:, 0].numpy() * std + mean
 
 
-def evaluate(model: MultiTaskModel, prepared: Prepared, part: str, device) -> dict[str, dict]:
+def predict_test(model: MultiTaskModel, prepared: Prepared, device, part: str = "test") -> dict[str, np.ndarray]:
+    """Task -> decoded predictions on every row of ``part`` (class codes, or values in the label's units)."""
     outputs = predict_outputs(model, prepared.x[part], device)
-    return {t.name: task_metrics(t, prepared.y_raw[part][t.name],
-                                 decode_predictions(t, outputs[t.name], prepared.target_stats.get(t.name)))
-            for t in prepared.tasks}
+    return {t.name: decode_predictions(t, outputs[t.name], prepared.target_stats.get(t.name)) for t in prepared.tasks}
+
+
+def evaluate(model: MultiTaskModel, prepared: Prepared, part: str, device) -> dict[str, dict]:
+    predicted = predict_test(model, prepared, device, part)
+    return {t.name: task_metrics(t, prepared.y_raw[part][t.name], predicted[t.name]) for t in prepared.tasks}
 
 
 @torch.no_grad()

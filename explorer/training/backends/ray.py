@@ -145,7 +145,8 @@ def _train_chunk(dataset, prepared, combinations, config, seeds, mode, keep_mode
     runs = train_combinations(dataset, combinations, config, seeds, mode=mode, prepared=prepared,
                               keep_models=keep_models, progress=reporter)
     return [{"tasks": list(r.tasks), "seed": r.seed, "metrics": r.metrics, "best_epoch": r.best_epoch,
-             "history": r.history, "seconds": r.seconds, "device": r.device,
+             "history": r.history, "seconds": r.seconds, "device": r.device, "model_metrics": r.model_metrics,
+             "task_epoch": r.task_epoch, "test_pred": r.test_pred,  # plain dicts of numpy arrays
              "state": None if r.model is None else {k: v.detach().cpu() for k, v in r.model.state_dict().items()}}
             for r in runs]
 
@@ -242,7 +243,8 @@ class RayBackend(Backend):
                     model.load_state_dict(r["state"])
                     model.eval()
                 runs.append(ComboRun(combo, seed, r["metrics"], r["best_epoch"], r["history"], model=model,
-                                     seconds=r["seconds"], device=r["device"]))
+                                     seconds=r["seconds"], device=r["device"], model_metrics=r["model_metrics"],
+                                     task_epoch=r["task_epoch"], test_pred=r["test_pred"]))
         return runs
 
     @staticmethod
