@@ -245,7 +245,7 @@ if msg := st.session_state.get("sweep_note"):
     st.info(msg, icon=":material/cancel:")
 if go:
     with state.friendly_errors("starting the sweep"):
-        picked = ds.check_tasks(tasks)
+        picked = list(tasks)  # from the dataset's own task list; run_sweep checks them once, at its boundary
         if len(picked) < 2:
             raise ExplorerError("Choose at least two tasks: the matrix shows how each task fares with each partner.")
         if not sizes:

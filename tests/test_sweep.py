@@ -188,6 +188,18 @@ def test_bad_requests_are_explained(fake, digits, kwargs, message):
     assert not fake.calls  # rejected before any training
 
 
+def test_tasks_are_checked_once_per_sweep(digits, monkeypatch):
+    """run_sweep checks its tasks at its boundary; prepare, the trainer (per call and per combination),
+    the adaptive rounds and the affinity run take them from it and do not ask the dataset again."""
+    from explorer.data.dataset import Dataset
+    calls = []
+    check = Dataset.check_tasks
+    monkeypatch.setattr(Dataset, "check_tasks", lambda self, names: calls.append(list(names)) or check(self, names))
+    run_sweep(digits, ["digit", "even", "ge5"], order=3, seeds=1, max_seeds=2, controls=["shuffled"],
+              config=replace(TINY, epochs=1, train_size=150), train_sizes=[100, 150])
+    assert calls == [["digit", "even", "ge5"]]
+
+
 def test_cli_end_to_end(tmp_path, capsys):
     out, page = tmp_path / "report.json", tmp_path / "report.html"
     code = main(["sweep", "--dataset", "digits", "--tasks", "even,ge5,prime", "--seeds", "2", "--epochs", "1",

@@ -202,7 +202,8 @@ def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig
     it (same loop, seed, early stopping): the estimates describe that run.
     """
     config = (config or TrainConfig()).resolve(dataset.modality)
-    names = dataset.check_tasks(list(tasks))
+    # with ``prepared`` its tasks were checked when it was prepared; one it lacks is named below
+    names = dataset.check_tasks(list(tasks)) if prepared is None else list(dict.fromkeys(tasks))
     if len(names) < 2:
         raise ExplorerError("Affinity needs at least two tasks: it measures how tasks affect each other.")
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:

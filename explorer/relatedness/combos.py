@@ -37,15 +37,27 @@ class ComboRun:
     test_pred: dict | None = None                 # task -> test predictions at that epoch (for the row bootstrap)
 
 
-def normalise_combinations(dataset: Dataset, combinations: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Validated combinations (tasks checked, duplicates within one dropped, order kept)."""
+def normalise_combinations(dataset: Dataset, combinations: list[tuple[str, ...]],
+                           prepared: Prepared | None = None) -> list[tuple[str, ...]]:
+    """The combinations as tuples, in order; each one's tasks checked once.
+
+    Without ``prepared`` every combination's tasks are checked against the dataset
+    (``Dataset.check_tasks``). With it they were checked when it was prepared (the sweep,
+    ``plan_together``): a task it lacks fails in ``restrict`` with one sentence, so the
+    dataset is not asked again; a task named twice in one combination is dropped.
+    """
     if not combinations:
         raise ExplorerError("No combination of tasks to train: give at least one, e.g. [('a',), ('a', 'b')].")
     out = []
     for combo in combinations:
         if isinstance(combo, str):
             raise ExplorerError(f"Combination {combo!r} must be a tuple of task names, e.g. ('{combo}',).")
-        out.append(tuple(dataset.check_tasks(list(combo))))
+        if prepared is None:
+            out.append(tuple(dataset.check_tasks(list(combo))))
+        elif not combo:
+            raise ExplorerError("An empty combination was given: each needs at least one task.")
+        else:
+            out.append(tuple(dict.fromkeys(combo)))
     return out
 
 

@@ -96,7 +96,8 @@ class ComparisonPlan:
     def run(self, progress: Progress | None = None) -> MethodComparison:
         start = time.perf_counter()
         first = self.plans[0]
-        prepared = prepare(first.dataset, first.tasks, first.config)  # one split and preprocessing for all
+        # one split and preprocessing for all; plan_together checked the tasks
+        prepared = prepare(first.dataset, first.tasks, first.config, checked=True)
         n_seeds, n_tasks = len(first.seeds), len(first.tasks)
         sizes = [n_seeds * (n_tasks + 1)] + [n_seeds] * (len(self.plans) - 1)  # the first trains the baselines too
         results: dict[str, TogetherResult] = {}

@@ -445,7 +445,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     main_prepared = None
     extra = {"keep_models": True} if keep_models else {}
     for k, (size, rows) in enumerate(sizes):
-        prepared = prepare(dataset, tasks, dataclasses.replace(config, train_size=size))
+        prepared = prepare(dataset, tasks, dataclasses.replace(config, train_size=size), checked=True)
         runs = [run for index, (job_size, *_rest) in enumerate(jobs) if job_size == k for run in stored[index]]
         for phase, (index, combos, call_seeds) in enumerate(calls):
             job_size, _, job_config, job_mode = jobs[index]

@@ -216,7 +216,7 @@ def _run(plan: TogetherPlan, progress: Progress | None, singles: list[ComboRun] 
         calls.append(([together], config, seed_list, combo_mode))
     sizes = [len(c) * len(s) for c, _, s, _ in calls]
     total = sum(sizes) or 1
-    prepared = prepared or prepare(dataset, list(tasks), config)
+    prepared = prepared or prepare(dataset, list(tasks), config, checked=True)  # plan_together checked them
     runs: list[ComboRun] = list(have.values())
     trained: list[str] = []
     done = 0

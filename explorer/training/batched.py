@@ -74,7 +74,7 @@ def train_combinations(dataset: Dataset, combinations: list[tuple[str, ...]], co
         raise ExplorerError("No seed given: pass at least one, e.g. seeds=[0].")
     if len(set(seeds)) != len(seeds):
         raise ExplorerError(f"Seeds {seeds} repeat a value: give distinct seeds.")
-    combinations = normalise_combinations(dataset, combinations)
+    combinations = normalise_combinations(dataset, combinations, prepared)
     if mode == "sequential":
         return train_sequential(dataset, combinations, config, seeds, progress, prepared, keep_models)
     if config.method != "ew":

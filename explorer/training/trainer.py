@@ -121,9 +121,13 @@ class TrainResult:
     test_predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def prepare(dataset: Dataset, task_names: list[str], config: TrainConfig) -> Prepared:
-    """Split, fit the preprocessing on the training rows, and build tensors."""
-    task_names = dataset.check_tasks(task_names)
+def prepare(dataset: Dataset, task_names: list[str], config: TrainConfig, *, checked: bool = False) -> Prepared:
+    """Split, fit the preprocessing on the training rows, and build tensors.
+
+    ``checked=True``: ``task_names`` come from the caller's own ``Dataset.check_tasks`` (a sweep or
+    a plan that validated its input once, at its boundary), so they are not checked again.
+    """
+    task_names = list(task_names) if checked else dataset.check_tasks(task_names)
     split = dataset.split(config.split_seed, config.train_size)
     pre = fit_preprocessor(dataset, split.train, config.max_len)
     tasks = [dataset.tasks[n] for n in task_names]

@@ -195,7 +195,7 @@ class RayBackend(Backend):
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise ExplorerError("No seed given: pass at least one, e.g. seeds=[0].")
-        combinations = normalise_combinations(dataset, combinations)
+        combinations = normalise_combinations(dataset, combinations, prepared)
         if prepared is None:  # prepared once here, not once per chunk
             prepared = prepare_union(dataset, combinations, config, None)
         info = cluster()
