@@ -11,6 +11,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(scope="session")
+def digits():
+    """The built-in digits dataset, shared by the test modules (a module may define its own)."""
+    from explorer.datasets import load_dataset
+    return load_dataset("digits")
+
+
 @pytest.fixture(autouse=True)
 def run_store(tmp_path, monkeypatch):
     """Every test gets its own empty run store."""

@@ -6,7 +6,6 @@ import pytest
 import explorer.relatedness.combos as combos_module
 from explorer.cli import main
 from explorer.relatedness.compare import compare_methods
-from explorer.datasets import load_dataset
 from explorer.errors import ExplorerError
 from explorer.plots.methods import comparison_html, method_gains, task_weights
 from explorer.training.trainer import TrainConfig
@@ -14,11 +13,6 @@ from explorer.training.trainer import TrainConfig
 TASKS = ["digit", "even"]
 METHODS = ["ew", "uw", "pcgrad"]
 TINY = TrainConfig(epochs=3, hidden=16, lr=3e-2, patience=0, train_size=300)  # every task above chance
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

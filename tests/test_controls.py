@@ -5,17 +5,11 @@ import pytest
 import explorer.relatedness.sweep as sweep
 from explorer.cli import main
 from explorer.data.tasks import has_label
-from explorer.datasets import load_dataset
 from explorer.errors import ExplorerError
 from explorer.relatedness.controls import (NOISE_SHARE, is_control, parse_controls, untrustworthy,
                                            with_controls)
 from explorer.relatedness.sweep import run_sweep
 from explorer.training.trainer import TrainConfig
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_control_labels(digits):

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from explorer.cli import main
-from explorer.datasets import load_dataset
 from explorer.errors import ExplorerError
 from explorer.methods import REGISTRY, get_method, names
 from explorer.training.trainer import TrainConfig, batch_losses, model_spec, prepare, train
@@ -18,11 +17,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:You are solving a parameterized 
 
 TASKS = ["digit", "even"]
 AGGREGATORS = [n for n in names() if REGISTRY[n].needs_shared]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from explorer.datasets import load_dataset
 from explorer.cli import main
 from explorer.errors import ExplorerError
 from explorer.relatedness.sweep import run_sweep
@@ -17,11 +16,6 @@ from explorer.training.trainer import TrainConfig, prepare
 
 TINY = TrainConfig(epochs=1, hidden=16, train_size=300, batch_size=64)  # 5 steps per model
 TASKS = ["digit", "even", "ge5"]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

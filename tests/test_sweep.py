@@ -6,7 +6,6 @@ import pytest
 
 import explorer.relatedness.sweep as sweep
 from explorer.cli import main
-from explorer.datasets import load_dataset
 from explorer.errors import Cancelled, ExplorerError
 from explorer.relatedness.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
 from explorer.training.progress import emit
@@ -20,11 +19,6 @@ REQUIRED = ["tasks", "metric", "single", "pair_gain", "pair_gain_std", "pair_ver
             "scores", "higher_order", "affinity", "proxy_spearman", "groupings", "seconds", "device", "config",
             "by_fraction", "mode", "seeds", "estimates"]
 TINY = TrainConfig(epochs=3, hidden=16, train_size=300, batch_size=64)  # every task above chance
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import pytest
 import explorer.relatedness.combos as combos_module
 import explorer.training.batched as batched_module
 from explorer.cli import main
-from explorer.datasets import load_dataset
 from explorer.errors import ExplorerError
 from explorer.relatedness.gains import Gain
 from explorer.relatedness.sweep import run_sweep
@@ -17,11 +16,6 @@ from explorer.training.trainer import TrainConfig
 
 TASKS = ["digit", "even"]
 TINY = TrainConfig(epochs=1, hidden=16, lr=1e-2, patience=0, train_size=300)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
 
 
 def test_one_result_with_gains_scores_delta_m_and_the_kept_first_seed(digits):

@@ -71,11 +71,8 @@ def load_from_args(args: argparse.Namespace, tasks: list[str] | None = None) -> 
     encoder = getattr(args, "encoder", DEFAULT_ENCODER) or DEFAULT_ENCODER
     if encoder == DEFAULT_ENCODER:
         return dataset
-    bar = ProgressBar(encoder)  # drawn only when the embeddings are computed, not read from the cache
-    try:
+    with ProgressBar(encoder) as bar:  # drawn only when the embeddings are computed, not read from the cache
         return with_encoder(dataset, encoder, progress=bar)
-    finally:
-        bar.close()
 
 
 def _load(args: argparse.Namespace, tasks: list[str] | None = None) -> Dataset:
@@ -141,6 +138,12 @@ class ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()  # the bar ends on its line whether the work finished, failed or was cancelled
 
 
 def print_json(data) -> None:

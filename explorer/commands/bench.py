@@ -78,15 +78,12 @@ def run(args: argparse.Namespace) -> int:
     size = int(args.train_size) if args.train_size > 1 and args.train_size.is_integer() else args.train_size
     if args.gpu_check or args.backend == "ray":
         from explorer.bench import backend_bench, format_backend, gpu_check
-        bar = ProgressBar("bench")
-        try:
+        with ProgressBar("bench") as bar:
             if args.gpu_check:
                 result = gpu_check(dataset, args.tasks, args.epochs, args.seeds or 2, size, progress=bar)
             else:
                 result = backend_bench(dataset, args.tasks, args.epochs, args.seeds or 2, size, args.workers,
                                        args.address, progress=bar)
-        finally:
-            bar.close()
         if not args.gpu_check:
             print(format_backend(result), file=sys.stderr)
         else:
@@ -96,22 +93,16 @@ def run(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     if args.load is not None:
-        bar = ProgressBar("bench --load")
-        try:
+        with ProgressBar("bench --load") as bar:
             result = load_slowdown(dataset, args.tasks, args.epochs, args.seeds or 3, size, args.device, args.load,
                                    progress=bar)
-        finally:
-            bar.close()
         print(format_load(result), file=sys.stderr)
         print_json(result)
         return 0
     if args.power:
         from explorer.bench import format_power, power_bench
-        bar = ProgressBar("bench --power")
-        try:
+        with ProgressBar("bench --power") as bar:
             result = power_bench(dataset, args.tasks, size, progress=bar)
-        finally:
-            bar.close()
         print(format_power(result), file=sys.stderr)
         print_json(result)
         return 0
@@ -119,12 +110,9 @@ def run(args: argparse.Namespace) -> int:
         print(profile_batched(dataset, args.tasks, 1, size, args.device))
         return 0
     modes = ("batched", "sequential") if args.mode == "both" else (args.mode,)
-    bar = ProgressBar("bench")
-    try:
+    with ProgressBar("bench") as bar:
         result = run_bench(dataset, args.tasks, args.epochs, args.seeds or 1, size, args.device, modes,
                            progress=bar)
-    finally:
-        bar.close()
     print(format_table(result), file=sys.stderr)
     print_json(result)
     return 0

@@ -35,11 +35,8 @@ def run(args: argparse.Namespace) -> int:
             check_writable(path)  # before the training, not after it
     config = config_from_args(args)  # bad settings are one line before the data loads (or is embedded)
     dataset = load_from_args(args, tasks)
-    bar = ProgressBar("compare")
-    try:
+    with ProgressBar("compare") as bar:
         result = compare_methods(dataset, tasks, methods, seeds=args.seeds, config=config, progress=bar)
-    finally:
-        bar.close()
     data = result.to_dict()
     if args.out:
         write_atomic(args.out, json.dumps(data, indent=1))

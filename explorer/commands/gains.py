@@ -32,12 +32,9 @@ def run(args: argparse.Namespace) -> int:
     tasks = split_list(args.tasks, "--tasks")
     dataset = load_from_args(args, tasks)
     config = config_from_args(args)
-    bar = ProgressBar(f"gains {'+'.join(tasks)}")
-    try:
+    with ProgressBar(f"gains {'+'.join(tasks)}") as bar:
         result = train_together(dataset, tasks, args.seeds, args.method, config, progress=bar,
                                 save=not args.no_save, reuse_store=not args.no_reuse)
-    finally:
-        bar.close()
     if args.json:
         print_json(result.to_dict())
     else:

@@ -174,16 +174,13 @@ def run(args: argparse.Namespace) -> int:
     archs = check_archs(args.arch)  # before loading anything big
     config = config_from_args(args)  # bad settings are one line before the data loads (or is embedded)
     dataset = load_from_args(args, tasks)
-    bar = ProgressBar("sweep")
-    try:
+    with ProgressBar("sweep") as bar:
         report = run_arch_sweep(dataset, tasks, archs=archs, order=args.order, seeds=args.seeds, config=config,
                                 mode=args.mode, train_sizes=_sizes(args.train_fraction),
                                 affinity=not args.no_affinity, surrogate_subsets=args.surrogate_subsets,
                                 progress=bar, controls=args.controls, max_seeds=args.max_seeds,
                                 effect=args.effect, budget_seconds=args.budget_seconds,
                                 budget_models=args.budget_models, backend=args.backend, address=args.address)
-    finally:
-        bar.close()
     save_report(report, args.out)
     written = [args.out]
     if args.html:

@@ -28,11 +28,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_from_args(args, tasks)
     if not args.no_save:
         check_store_writable()  # before training: a model trained for nothing is the worst outcome
-    bar = ProgressBar(f"train {'+'.join(tasks)}")
-    try:
+    with ProgressBar(f"train {'+'.join(tasks)}") as bar:
         result = train(dataset, tasks, config, progress=bar)
-    finally:
-        bar.close()
     out = {"dataset": dataset.name, "tasks": tasks, "metrics": result.metrics, "baseline": result.baseline,
            "best_epoch": result.best_epoch, "seconds": round(result.seconds, 2), "device": result.device}
     if not args.no_save:

@@ -140,14 +140,7 @@ def best_grouping(score, tasks: Sequence[str], k: int,
     gains of larger groups to a matrix.
     """
     tasks = list(tasks)
-    if not tasks:
-        raise ExplorerError("No task to group: give at least one task.")
-    if len(set(tasks)) != len(tasks):
-        raise ExplorerError("Each task may appear only once in a grouping.")
-    if len(tasks) > MAX_TASKS:
-        raise ExplorerError(f"Exact grouping is limited to {MAX_TASKS} tasks; got {len(tasks)}.")
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ExplorerError(f"The number of groups k must be a whole number >= 1, got {k!r}.")
+    _check(tasks, k)
     pairs, from_score = _as_inputs(score, tasks)
     scorer = _Scorer(tasks, pairs, {**from_score, **(trained or {})})
     best: tuple[float, int] | None = None

@@ -549,7 +549,7 @@ def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, b
     baselines = baseline_scores(prepared)
     trainer = trainer or train_combinations  # the sweep's backend: each round is "train these slots"
 
-    def train(combos, seeds):
+    def train_more(combos, seeds):  # one adaptive round's slots
         out = []
         for combos_, job_config, job_mode in _jobs(combos, config, requested_mode):
             out += trainer(dataset, combos_, dataclasses.replace(job_config, train_size=size), seeds,
@@ -559,7 +559,7 @@ def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, b
     def measure(new_runs):
         return transfer_from_runs(new_runs, tasks, baselines=baselines, truth=test_truth(prepared))
 
-    runs, main, record = adapt(list(runs), main, train, measure, budget)
+    runs, main, record = adapt(list(runs), main, train_more, measure, budget)
     return main, runs, record
 
 
