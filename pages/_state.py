@@ -18,6 +18,8 @@ from explorer.data.dataset import Dataset
 from explorer.datasets import DEFAULT, REGISTRY, load_dataset, names
 from explorer.errors import ExplorerError
 from explorer.jobs import Job, format_seconds
+from explorer.data.sentence import DEFAULT as DEFAULT_ENCODER, ENCODERS as TEXT_ENCODERS, cache_path, with_encoder
+from explorer.training.progress import within
 
 log = logging.getLogger("explorer.app")
 
@@ -176,3 +178,62 @@ def progress_text(j: Job, what: str) -> str:
     left = ("almost done" if j.fraction >= 0.999 else "estimating the time left…" if eta is None
             else f"about {format_seconds(eta)} left")
     return f"{what}: {j.fraction:.0%} · {format_seconds(j.elapsed)} elapsed · {left}"
+
+
+def experts_picker(container, archs: list[str], key: str) -> int:
+    """MMoE's number of experts: a slider when mmoe is among ``archs``, else the default."""
+    from models.architectures.mmoe import EXPERTS, MAX_EXPERTS
+    if "mmoe" not in archs:
+        return EXPERTS
+    return container.slider("MMoE experts", 1, MAX_EXPERTS, EXPERTS, key=key,
+                            help="Shared expert encoders that each task's gate mixes (Ma et al. 2018).")
+
+
+def encoder_picker(container, ds: Dataset, key: str) -> str:
+    """The text encoder the models see ``ds`` through (a selectbox in ``container``; text data only)."""
+    if ds.modality != "text":
+        return DEFAULT_ENCODER
+    return container.selectbox("Text encoder", list(TEXT_ENCODERS), key=key,
+                               format_func=lambda e: {"bow": "bag of words (learned)",
+                                                      "minilm": "MiniLM sentence embeddings (frozen)"}.get(e, e),
+                               help="; ".join(f"{k}: {v}" for k, v in TEXT_ENCODERS.items())
+                                    + ". MiniLM's embeddings are computed once per dataset (a few minutes on a "
+                                      "CPU), then read from the run store; its models have no word attributions.")
+
+
+def encoded_work(ds: Dataset, encoder: str, work):
+    """A job's work: ``work(dataset, progress)`` on ``ds`` as the models see it under ``encoder``.
+
+    For MiniLM the embeddings come from the store's cache; the first time they are computed in the job,
+    as the first quarter of its progress bar, so the page never blocks on them.
+    """
+    if encoder == DEFAULT_ENCODER:
+        return lambda progress: work(ds, progress)
+
+    def run(progress):
+        share = 0.0 if cache_path(list(ds.inputs), encoder).is_file() else 0.25
+        data = with_encoder(ds, encoder, progress=within(progress, 0.0, share, 1.0))
+        return work(data, within(progress, share, 1.0 - share, 1.0))
+    return run
+
+
+
+class EncodedPlan:
+    """A library plan (``plan.run(progress)``) on ``ds`` as the models see it under a frozen text encoder.
+
+    Made and checked at once on the page's dataset, so a bad request is one error before any job starts;
+    ``run`` (in the job) embeds first, then makes the plan again on the embedded data, which is tabular
+    and gets that modality's defaults (the learning rate, say).
+    """
+
+    def __init__(self, ds: Dataset, encoder: str, make_plan):
+        self.checked = make_plan(ds)
+        self.ds, self.encoder, self.make_plan = ds, encoder, make_plan
+
+    def run(self, progress=None):
+        return encoded_work(self.ds, self.encoder, lambda data, p: self.make_plan(data).run(p))(progress)
+
+
+def encoded_plan(ds: Dataset, encoder: str, make_plan):
+    """``make_plan(ds)`` for the bag of words; an ``EncodedPlan`` for a frozen encoder."""
+    return make_plan(ds) if encoder == DEFAULT_ENCODER else EncodedPlan(ds, encoder, make_plan)

@@ -48,13 +48,13 @@ D = TINY if state.tiny() else DEFAULTS
 
 
 def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None, max_seeds=None, effect=EFFECT,
-               backend="local", address=None, archs=None):
-    def work(progress):
-        return run_arch_sweep(ds, tasks, archs=archs, order=order, seeds=seeds, config=config, train_sizes=sizes,
+               backend="local", address=None, archs=None, encoder="bow"):
+    def work(data, progress):
+        return run_arch_sweep(data, tasks, archs=archs, order=order, seeds=seeds, config=config, train_sizes=sizes,
                               affinity=affinity, progress=progress, controls=controls, max_seeds=max_seeds,
                               effect=effect, budget_seconds=DEFAULT_BUDGET_SECONDS, backend=backend,
                               address=address).to_dict()
-    return work
+    return state.encoded_work(ds, encoder, work)
 
 
 def show_architectures(rep: dict) -> None:
@@ -63,8 +63,10 @@ def show_architectures(rep: dict) -> None:
     if len(by_arch) < 2:
         return
     st.markdown("#### Compare architectures")
+    encoder = (rep.get("dataset_source") or {}).get("encoder")
     st.caption("Each architecture's matrix is trained with its own single-task baselines (the same architecture "
-               "with one head). The matrices above are the first architecture's.")
+               "with one head). The matrices above are the first architecture's."
+               + (f" Text encoder: {encoder} (frozen sentence embeddings)." if encoder else ""))
     st.dataframe(pd.DataFrame([{"architecture": a, "mean Δm (%)": e.get("mean_delta_m"),
                                 "resolved cells": f"{e.get('resolved')}/{e.get('cells')}",
                                 "positive": e.get("positive"), "negative": e.get("negative"),
@@ -221,6 +223,8 @@ affinity = c3.checkbox("Cheap estimates", value=True, key="rel_affinity_on",
 archs = c2.multiselect("Architectures", list(describe_archs()), default=["hps"], key="rel_archs",
                        help="; ".join(f"{k}: {v}" for k, v in describe_archs().items())
                             + ". Several: the matrix is trained under each, compared below the report.")
+experts = state.experts_picker(c2, archs, "rel_experts")
+encoder = state.encoder_picker(c2, ds, "rel_encoder")
 with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task)", value=True, key="rel_controls",
                             help="shuffled: its labels permuted, it can only hurt; noisy: 20 % of its labels "
                                  "wrong, it should help its task. If shuffled ever comes out positive, the "
@@ -252,14 +256,15 @@ if go:
             raise ExplorerError("Choose at least one training-set size.")
         if not archs:
             raise ExplorerError("Choose at least one architecture.")
-        config = replace(TrainConfig(), epochs=epochs, hidden=hidden, device=device,
+        config = replace(TrainConfig(), epochs=epochs, hidden=hidden, device=device, experts=experts,
                          train_size=float(max(sizes))).validate()
         for name in ("sweep_report", "sweep_error", "sweep_note"):
             st.session_state.pop(name, None)
         state.start_job("sweep", Job(sweep_work(picked, order, seeds, config, sorted(sizes), affinity,
                                                 ["shuffled", "noisy"] if with_controls else None,
                                                 max_seeds, effect, "ray" if on_ray else "local",
-                                                (address.strip() or None) if on_ray else None, archs),
+                                                (address.strip() or None) if on_ray else None, archs,
+                                                encoder),
                                      label="sweep"))
         st.rerun()  # redraw with the button disabled and the progress showing
 

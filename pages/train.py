@@ -46,7 +46,7 @@ def _sizes_label(fraction: float) -> str:
     return f"{fraction:.0%} ({max(2, round(fraction * POOL)):,} rows)"
 
 
-def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, TrainConfig]:
+def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, TrainConfig, str]:
     tasks = state.task_picker(ds, f"{prefix}_tasks", "Tasks to train together",
                               help="Two or more tasks of the current dataset (change the dataset on the Data page).")
     c1, c2, c3 = st.columns(3)
@@ -69,6 +69,8 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
         c2.caption(METHODS[method].description)
     arch = c2.selectbox("Architecture", list(describe_archs()), key=f"{prefix}_arch",
                         help="How the tasks share: " + "; ".join(f"{k}: {v}" for k, v in describe_archs().items()))
+    experts = state.experts_picker(c2, [arch], f"{prefix}_experts")
+    encoder = state.encoder_picker(c2, ds, f"{prefix}_encoder")
     size = c3.select_slider("Training-set size", SIZES, value=D["train_size"], key=f"{prefix}_size",
                             format_func=_sizes_label,
                             help="Share of the training rows used; validation and test rows stay the same.")
@@ -86,8 +88,8 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
         split_seed = e4.number_input("Split seed", 0, 10_000, base.split_seed, key=f"{prefix}_split")
     config = replace(base, epochs=epochs, train_size=float(size), hidden=hidden, batch_size=batch, patience=patience,
                      lr=None if lr is None else float(lr), split_seed=int(split_seed), device=device, method=method,
-                     arch=arch)
-    return tasks, seeds, config
+                     arch=arch, experts=experts)
+    return tasks, seeds, config, encoder
 
 
 # -- Train tab ---------------------------------------------------------------------------------
@@ -164,14 +166,15 @@ with train_tab:
     if finished is not None:  # gains are in, and the training job kept the first seed's models
         st.session_state["train_shown"] = finished
         st.session_state["save_result"] = finished.get("saved") or {}
-    tasks, seeds, config = settings_form("train")
+    tasks, seeds, config, encoder = settings_form("train")
     running = state.job("train") is not None
     go = st.button("Train", type="primary", key="train_go", disabled=running,
                    icon=":material/play_arrow:")
     if go:
         with state.friendly_errors("starting the training"):
             # checks the tasks, settings and the run store now; nothing trains until the job runs it
-            plan = plan_together(ds, tasks, seeds, config.method, config)
+            plan = state.encoded_plan(ds, encoder, lambda data: plan_together(data, tasks, seeds, config.method,
+                                                                              config))
             st.session_state.pop("train_shown", None)
             jobs.start("train", plan, "save")  # redraws with the Train button disabled and the progress showing
     jobs.show_outcome("train")
@@ -186,7 +189,7 @@ with methods_tab:
     jobs.collect("methods")
     st.markdown("Train the same tasks with several loss weighting or gradient methods (the single-task "
                 "baselines once per seed) and compare each method's gains. Can a method remove negative transfer?")
-    m_tasks, m_seeds, m_config = settings_form("methods", methods=False)
+    m_tasks, m_seeds, m_config, m_encoder = settings_form("methods", methods=False)
     suggested = [m for m in ("ew", "uw", "pcgrad") if m in method_names()]
     picked = st.multiselect("Methods", method_names(), default=suggested,
                             key="methods_pick")
@@ -195,7 +198,8 @@ with methods_tab:
                      icon=":material/play_arrow:")
     if m_go:
         with state.friendly_errors("starting the comparison"):
-            jobs.start("methods", plan_comparison(ds, m_tasks, picked, m_seeds, m_config))  # checked, then run
+            jobs.start("methods", state.encoded_plan(ds, m_encoder, lambda data: plan_comparison(  # checked, then run
+                data, m_tasks, picked, m_seeds, m_config)))
     jobs.show_outcome("methods")
     if m_running:
         jobs.live("methods", "Comparing methods")

@@ -212,3 +212,17 @@ def test_a_bad_number_of_experts_is_one_sentence_before_any_data_loads(value, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: experts must be between 1 and 16, got {value}. It is the number of MMoE experts "
                    "(default 4)."]
+
+
+def test_pages_offer_the_text_encoder_for_text_and_the_experts_for_mmoe():
+    from tests.test_app import DIGITS, errors, open_page
+
+    at = open_page("train")  # news: text
+    assert at.selectbox(key="train_encoder").value == "bow"
+    assert not [s for s in at.slider if s.key == "train_experts"]
+    at.selectbox(key="train_arch").set_value("mmoe").run()
+    assert at.slider(key="train_experts").value == 4
+    at = open_page("relatedness", **DIGITS)  # not text: no encoder to choose
+    assert not [s for s in at.selectbox if s.key == "rel_encoder"]
+    at.multiselect(key="rel_archs").set_value(["hps", "mmoe"]).run()
+    assert at.slider(key="rel_experts").value == 4 and not errors(at)

@@ -42,18 +42,18 @@ def check_archs(archs: Sequence[str] | str | None) -> list[str]:
 
 def arch_entry(report, arch: str) -> dict:
     """What ``by_arch`` holds for one architecture: its matrix, verdicts, Δm and time."""
-    multi = {k: v for k, v in report.delta_m.items()
-             if v is not None and not any(t in report.controls for t in k.split("+"))}
+    multi = {k: v for k, v in report.delta_m.items()  # NaN: a pair with a task at chance has no Δm
+             if v is not None and np.isfinite(v) and not any(t in report.controls for t in k.split("+"))}
     verdicts = [v for i, row in enumerate(report.pair_verdict) for j, v in enumerate(row)
                 if i != j and v is not None]
     return {"arch": arch, "description": get_architecture(arch).description,
             "pair_gain": report.pair_gain, "pair_gain_std": report.pair_gain_std,
             "pair_verdict": report.pair_verdict, "pair_q": report.pair_q, "single": report.single,
             "delta_m": report.delta_m,
-            "mean_delta_m": float(np.mean(list(multi.values()))) if multi else None,
+            "mean_delta_m": float(np.mean(list(multi.values()))) if multi else None, "delta_m_pairs": len(multi),
             "resolved": sum(v in RESOLVED for v in verdicts), "cells": len(verdicts),
             "positive": sum(v == "positive" for v in verdicts), "negative": sum(v == "negative" for v in verdicts),
-            "seconds": report.seconds, "config": report.config}
+            "at_chance": list(report.at_chance), "seconds": report.seconds, "config": report.config}
 
 
 def verdict_changes(tasks: list[str], by_arch: dict[str, dict]) -> list[dict]:
