@@ -435,12 +435,9 @@ def _embedding_pass(dataset_name: str, rows: int | None, store: str) -> None:
         return
     texts = list(dataset.inputs)[:rows] if rows else list(dataset.inputs)
     load_s, rss_before = time.perf_counter() - t0, _peak_rss_mib()
-    bar = ProgressBar("minilm")
     t0 = time.perf_counter()
-    try:
+    with ProgressBar("minilm") as bar:
         emb = embed_texts(texts, "minilm", store=Path(store), progress=bar)
-    finally:
-        bar.close()
     print(json.dumps({"texts": len(texts), "mean_chars": round(sum(map(len, texts)) / max(1, len(texts)), 1),
                       "dim": int(emb.shape[1]), "seconds": round(time.perf_counter() - t0, 2),
                       "dataset_load_seconds": round(load_s, 2), "rss_before_mib": round(rss_before, 1),
