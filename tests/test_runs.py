@@ -4,6 +4,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,7 +23,7 @@ def result():
 def test_save_load_round_trip(result, run_store):
     run = save_run(result)
     assert sorted(p.name for p in run.path.iterdir()) == ["config.json", "history.json", "metrics.json",
-                                                          "model.safetensors"]
+                                                          "model.safetensors", "test_predictions.npz"]
     assert not list(run_store.glob(".tmp-*"))
     loaded = load_run(run.id)
     assert loaded.metrics["test"] == json.loads(json.dumps(result.metrics))
@@ -32,6 +33,41 @@ def test_save_load_round_trip(result, run_store):
         assert torch.equal(before[task], after[task])
     assert [r.id for r in list_runs()] == [run.id]
     assert find_runs(loaded.config["key"])[0].id == run.id
+
+
+def test_test_predictions_round_trip_without_pickle(result, run_store):
+    run = save_run(result)
+    kept = load_run(run.id).test_predictions()
+    assert set(kept) == {"digit", "ink"} == set(result.test_predictions)
+    for task, pred in result.test_predictions.items():
+        assert kept[task].dtype == pred.dtype and np.array_equal(kept[task], pred)
+    assert len(kept["digit"]) == result.split_sizes["test"]
+    with np.load(run.path / "test_predictions.npz", allow_pickle=False) as data:  # plain arrays only
+        assert sorted(data.files) == ["task_0", "task_1"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "pickle", "short", "class_out_of_range",
+                                    "float_codes", "nan", "two_dimensional"])
+def test_a_missing_or_damaged_predictions_file_means_no_predictions(result, run_store, damage):
+    run = save_run(result)
+    path = run.path / "test_predictions.npz"
+    good = dict(np.load(path, allow_pickle=False))
+    n = result.split_sizes["test"]
+    if damage == "missing":
+        path.unlink()
+    elif damage == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    elif damage == "pickle":
+        np.savez(path, task_0=np.array([{"a": 1}] * n, dtype=object), task_1=good["task_1"])
+    else:
+        bad = {"short": good["task_0"][:-1], "class_out_of_range": np.full(n, 10),
+               "float_codes": good["task_0"].astype(float), "nan": good["task_0"],
+               "two_dimensional": good["task_0"].reshape(-1, 1)}[damage]
+        ink = np.full(n, np.nan) if damage == "nan" else good["task_1"]
+        np.savez(path, task_0=bad, task_1=ink)
+    loaded = load_run(run.id)  # the run itself stays usable
+    assert loaded.test_predictions() == {}
+    assert loaded.metrics["test"] == json.loads(json.dumps(result.metrics))
 
 
 def test_predictor_gives_labels_and_probabilities(result):

@@ -253,9 +253,47 @@ def test_reuse_store_takes_stored_baselines_instead_of_training_them(digits, mon
     assert second.single["even"]["scores"] == pytest.approx(first.single["even"]["scores"], abs=1e-6)
     # the progress bar counts the 5 models left, in two batched calls (seed 0: 2 models, seed 1: 3)
     assert totals and set(totals) == {sweep.phase_cost(120, 2, "batched") + sweep.phase_cost(120, 3, "batched")}
+    # the stored run keeps its test predictions, so the cells get the same test-row noise as when trained
+    # (the bootstrap is seeded): the same intervals, not narrower ones
+    def interval(report, task):
+        g = report.gain(["digit", "even"], task)
+        return g["diff_low"], g["diff_high"]
+
+    assert first.pairing["row_bootstrap_cells"] == second.pairing["row_bootstrap_cells"] == 2
+    for task in ("digit", "even"):
+        assert interval(second, task) == pytest.approx(interval(first, task), abs=1e-9)
+    assert second.pair_interval == first.pair_interval and second.pair_gain_std == first.pair_gain_std
     # another seed or setting is another run: nothing reused
     other = run_sweep(digits, ["digit", "even"], reuse_store=True, **{**kwargs, "config": replace(config, epochs=1)})
     assert other.reused == {}
+
+
+def test_reused_baselines_keep_their_test_predictions_so_the_intervals_stay_the_same(digits, run_store):
+    """A cell built on stored single-task runs gets the same paired test-row noise as one trained afresh."""
+    from explorer.relatedness.combos import to_train_result
+    from explorer.store.runs import save_run
+
+    kwargs = dict(combinations=[("digit", "even")], seeds=2, config=TINY, affinity=False)
+    first = run_sweep(digits, ["digit", "even"], keep_models=True, **kwargs)
+    assert first.at_chance == [] and first.pairing["row_bootstrap_cells"] == 2
+    stored = {(r.tasks[0], r.seed): save_run(to_train_result(r, first.prepared, TrainConfig(**first.config), digits))
+              for r in first.models if len(r.tasks) == 1}
+    assert all((run.path / "test_predictions.npz").is_file() for run in stored.values())
+    second = run_sweep(digits, ["digit", "even"], reuse_store=True, **kwargs)
+    assert sorted(second.reused) == ["digit", "even"] and sum(map(len, second.reused.values())) == 4
+    assert second.pairing["row_bootstrap_cells"] == 2
+    assert second.pair_interval == first.pair_interval and second.pair_gain_std == first.pair_gain_std
+    assert second.pair_q == first.pair_q and second.pair_mde == first.pair_mde
+    # runs saved before predictions were kept (no file) or with a damaged one: reused, no crash, and the
+    # cells lose their test-row noise (narrower intervals: what this fixes)
+    (stored[("digit", 0)].path / "test_predictions.npz").unlink()
+    (stored[("digit", 1)].path / "test_predictions.npz").write_bytes(b"damaged")
+    old = run_sweep(digits, ["digit", "even"], reuse_store=True, **kwargs)
+    assert old.pairing["row_bootstrap_cells"] == 1 and sum(map(len, old.reused.values())) == 4
+    d, e = old.tasks.index("digit"), old.tasks.index("even")
+    width = lambda report: report.pair_interval[d][e][1] - report.pair_interval[d][e][0]  # noqa: E731
+    assert width(old) < width(first)
+    assert old.pair_interval[e][d] == first.pair_interval[e][d]
 
 
 def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, digits, monkeypatch):

@@ -108,9 +108,11 @@ def to_train_result(run: ComboRun, prepared: Prepared, config: TrainConfig, data
     baseline = {t.name: majority_baseline(t, view.y_raw["train"][t.name], view.y_raw["test"][t.name])
                 for t in view.tasks}
     metrics = run.model_metrics if run.model_metrics is not None else run.metrics  # what the saved weights score
+    # each task at its own best epoch too: save_run keeps those test predictions for the row bootstrap
     return TrainResult(run.model, view.tasks, view.preprocessor, config, metrics, baseline, run.history,
                        view.target_stats, view.split.sizes(), run.best_epoch, run.seconds, run.device,
-                       dict(dataset.source), dataset.fingerprint())
+                       dict(dataset.source), dataset.fingerprint(), task_metrics=dict(run.metrics),
+                       task_epoch=dict(run.task_epoch or {}), test_predictions=dict(run.test_pred or {}))
 
 
 def train_sequential(dataset: Dataset, combinations: list[tuple[str, ...]], config: TrainConfig,
@@ -142,10 +144,18 @@ def stored_singles(fingerprint: str, combos: list[tuple[str, ...]], config: Trai
     """(single-task combination, seed) -> its scores from a stored run with the same key, where one exists.
 
     The one lookup of reusable single-task baselines (the sweep's and ``train_together``'s):
-    ``config`` is the baselines' own (method ``ew``); ``run_id`` names the stored run.
+    ``config`` is the baselines' own (method ``ew``); ``run_id`` names the stored run. With one task
+    the saved weights are the task's own best epoch, so the stored test scores and test predictions
+    (``Run.test_predictions``; none for runs saved before they were kept) are what a fresh run gives.
     """
     singles = [tuple(combo) for combo in combos if len(combo) == 1]
-    return {(combo, seed): ComboRun(combo, seed, run.metrics["test"], int(run.config.get("best_epoch", 0)),
-                                    run.history(), run_id=run.id)
-            for (combo, seed), run in stored_runs(fingerprint, singles, config, seeds, store).items()
-            if combo[0] in run.metrics.get("test", {})}
+    out = {}
+    for (combo, seed), run in stored_runs(fingerprint, singles, config, seeds, store).items():
+        if combo[0] not in run.metrics.get("test", {}):
+            continue
+        pred = run.test_predictions().get(combo[0])
+        epoch = int(run.config.get("best_epoch", 0))
+        out[(combo, seed)] = ComboRun(combo, seed, run.metrics["test"], epoch, run.history(), run_id=run.id,
+                                      task_epoch={combo[0]: epoch},
+                                      test_pred=None if pred is None else {combo[0]: pred})
+    return out

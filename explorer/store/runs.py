@@ -6,6 +6,9 @@ Layout of one run, ``$EXPLORER_HOME/<run id>/`` (default ``./runs``):
                         preprocessing (vocabulary or feature transform)
     metrics.json        test metrics and the majority baseline per task
     history.json        losses per epoch
+    test_predictions.npz  each task's test predictions at its own best validation epoch
+                        (numpy arrays, no pickle), for the paired test-row bootstrap of a reused run;
+                        runs saved before it existed, or with a damaged file, have none
 A run is written to a hidden temporary folder and renamed when complete, so an
 interrupted save never leaves half a run behind; such leftovers older than an hour
 are removed the next time the store is opened. Deleting a run moves it into
@@ -27,6 +30,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -44,6 +48,7 @@ TRASH = ".trash"
 LEFTOVER_AGE_S = 3600       # a temporary folder this old belongs to a save that was killed
 MIN_FREE_BYTES = 64 << 20   # a run of the app's sizes takes a few MiB; less free space than this is "full"
 # What a run's files must hold for the store, the pages and the predictor to read it.
+TEST_PREDICTIONS = "test_predictions.npz"
 CONFIG_KEYS = {"dataset": dict, "tasks": list, "model": dict, "train": dict, "preprocess": dict, "modality": str}
 
 
@@ -138,6 +143,16 @@ class Run:
         model.load_state_dict(load_file(self.path / "model.safetensors"))
         return model.eval()
 
+    def test_predictions(self) -> dict[str, np.ndarray]:
+        """Task -> test predictions at the task's own best epoch, as saved; {} when the run has none.
+
+        Old runs have no file, and a file that does not fit the run (unreadable, a pickle, another
+        task, the wrong number of test rows, a class code out of range, a non-finite value) counts as
+        none: the predictions only add test-row noise to a gain, so a bad file must never stop a sweep.
+        """
+        return read_test_predictions(self.path / TEST_PREDICTIONS, self.tasks,
+                                     (self.config.get("split_sizes") or {}).get("test"))
+
     def predictor(self) -> Predictor:
         stats = {k: tuple(v) for k, v in self.config.get("target_stats", {}).items()}
         return Predictor(self.model(), self.tasks, preprocessor_from_dict(self.config["preprocess"]), stats)
@@ -157,6 +172,43 @@ def _jsonable(o):
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _prediction_arrays(result: TrainResult) -> dict[str, np.ndarray]:
+    """What test_predictions.npz holds: ``task_<i>`` (i = the task's place in config.json's tasks) -> 1-D array."""
+    out = {}
+    for i, task in enumerate(result.tasks):
+        pred = (result.test_predictions or {}).get(task.name)
+        if pred is not None:
+            pred = np.asarray(pred)  # regression keeps its float type, so a reused run bootstraps bit for bit
+            out[f"task_{i}"] = pred.astype(np.int64) if task.is_classification else pred
+    return out
+
+
+def read_test_predictions(path: Path, tasks: list[Task], n_test) -> dict[str, np.ndarray]:
+    """The checked contents of a run's test_predictions.npz (see ``Run.test_predictions``)."""
+    if not isinstance(n_test, int) or n_test < 0 or not path.is_file() or path.is_symlink():
+        return {}
+    out = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for i, task in enumerate(tasks):
+                key = f"task_{i}"
+                if key not in data.files:
+                    continue
+                pred = data[key]
+                if pred.ndim != 1 or len(pred) != n_test:
+                    return {}
+                if task.is_classification:
+                    if pred.dtype.kind not in "iu" or (len(pred) and (pred.min() < 0
+                                                                       or pred.max() >= task.n_outputs)):
+                        return {}
+                elif pred.dtype.kind != "f" or not np.isfinite(pred).all():
+                    return {}
+                out[task.name] = pred
+    except Exception:  # noqa: BLE001 - a damaged file of any kind means "no predictions", never a crash
+        return {}
+    return out
 
 
 def save_run(result: TrainResult, store: Path | None = None) -> Run:
@@ -182,16 +234,19 @@ def save_run(result: TrainResult, store: Path | None = None) -> Run:
         "key": reuse_key(result.dataset_fingerprint, names, result.config),
     }
     metrics = {"test": result.metrics, "baseline": result.baseline}
+    if result.task_epoch:  # the epochs test_predictions.npz comes from (multi-task: not the saved weights')
+        metrics["task_epoch"] = dict(result.task_epoch)
+    predictions = _prediction_arrays(result)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     _check_finite_run(config, state)  # never a NaN model or an 'Infinity' in config.json
     try:
         store.mkdir(parents=True, exist_ok=True)
         clean_leftovers(store)
-        _write_run(store / f".tmp-{run_id}", store / run_id, state, config, metrics, result.history)
+        _write_run(store / f".tmp-{run_id}", store / run_id, state, config, metrics, result.history, predictions)
     except OSError as e:
         kept = Path(tempfile.mkdtemp(prefix="explorer-unsaved-")) / run_id
         try:
-            _write_run(kept.with_name(".tmp"), kept, state, config, metrics, result.history)
+            _write_run(kept.with_name(".tmp"), kept, state, config, metrics, result.history, predictions)
         except OSError:
             raise ExplorerError(f"Could not save the run in {store} ({e.strerror or e}), nor in a temporary "
                                 "folder; the trained model is lost. Free some space and train again.") from None
@@ -229,13 +284,17 @@ def _check_finite_run(config: dict, state: dict) -> None:
                             "saved. Check the data for extreme values (the Data rules in the README).")
 
 
-def _write_run(tmp: Path, final: Path, state: dict, config: dict, metrics: dict, history) -> None:
+def _write_run(tmp: Path, final: Path, state: dict, config: dict, metrics: dict, history,
+               predictions: dict[str, np.ndarray] | None = None) -> None:
     tmp.mkdir()
     try:
         save_file(state, tmp / "model.safetensors")
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "metrics.json", metrics)
         _write_json(tmp / "history.json", history)
+        if predictions:
+            with open(tmp / TEST_PREDICTIONS, "wb") as f:
+                np.savez_compressed(f, **predictions)
         os.replace(tmp, final)  # atomic: the run appears whole or not at all
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
