@@ -48,12 +48,12 @@ D = TINY if state.tiny() else DEFAULTS
 
 
 def sweep_work(tasks, order, seeds, config, sizes, affinity, controls=None, max_seeds=None, effect=EFFECT,
-               backend="local", address=None, archs=None, encoder="bow"):
+               backend="local", address=None, archs=None, encoder="bow", keep_at_chance=False):
     def work(data, progress):
         return run_arch_sweep(data, tasks, archs=archs, order=order, seeds=seeds, config=config, train_sizes=sizes,
                               affinity=affinity, progress=progress, controls=controls, max_seeds=max_seeds,
                               effect=effect, budget_seconds=DEFAULT_BUDGET_SECONDS, backend=backend,
-                              address=address).to_dict()
+                              address=address, keep_at_chance=keep_at_chance).to_dict()
     return state.encoded_work(ds, encoder, work)
 
 
@@ -133,7 +133,12 @@ def show_report(rep: dict) -> None:
         else:
             st.success(f"Controls ({', '.join(rep['controls'])}): no shuffled control came out positive.",
                        icon=":material/verified:")
-    if rep.get("at_chance"):
+    if rep.get("at_chance") and rep.get("keep_at_chance"):
+        st.warning(f"At chance (single-task model not above the majority/mean baseline): "
+                   f"{', '.join(rep['at_chance'])}. Kept in as asked: their gains are relative to the raw score, "
+                   "the task is at chance, so they may be large and mean little; they count in Δm and the "
+                   "groupings, and their verdicts stay unclear.", icon=":material/warning:")
+    elif rep.get("at_chance"):
         st.info(f"At chance (single-task model not above the majority/mean baseline): "
                 f"{', '.join(rep['at_chance'])}. Their cells show the absolute difference, not a relative "
                 "gain, and they stay out of Δm and the groupings.", icon=":material/info:")
@@ -235,6 +240,11 @@ with st.expander("More settings"):
                             "an address a local Ray runtime starts on this machine.")
     address = st.text_input("Ray address", "", key="rel_ray_address", placeholder="127.0.0.1:6379",
                             disabled=not on_ray, help="The head of `ray start --head`; empty: a local runtime.")
+    keep_at_chance = st.checkbox(
+        "Keep tasks at chance in Δm and the groupings", value=False, key="rel_keep_at_chance",
+        help="A task whose single-task model is not above the majority/mean baseline normally gets no relative "
+             "gain (it would divide by noise) and stays out of Δm and the groupings. Checked, it gets a gain "
+             "relative to its raw score instead (marked in the report; its verdicts stay unclear).")
 n_all = len(tasks) + (2 if with_controls and tasks else 0)
 n_combos = sum(comb(n_all, k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
 st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} size(s) = "
@@ -264,7 +274,7 @@ if go:
                                                 ["shuffled", "noisy"] if with_controls else None,
                                                 max_seeds, effect, "ray" if on_ray else "local",
                                                 (address.strip() or None) if on_ray else None, archs,
-                                                encoder),
+                                                encoder, keep_at_chance),
                                      label="sweep"))
         st.rerun()  # redraw with the button disabled and the progress showing
 

@@ -305,6 +305,30 @@ def test_relatedness_sweep_heatmap_grouping_and_downloads():
     assert set(" + ".join(groups["tasks"]).split(" + ")) == set(grouped)  # groups may overlap (the default)
 
 
+def test_relatedness_keep_at_chance_checkbox_reaches_the_sweep_and_marks_the_report(monkeypatch):
+    import explorer.relatedness.by_arch as by_arch
+    from explorer.relatedness.sweep import run_sweep
+    seen = []
+
+    def sweep(data, tasks, **kwargs):  # the page's request, on a setting where digit is at chance
+        seen.append(kwargs["keep_at_chance"])
+        return run_sweep(data, ["digit", "even", "ge5"], seeds=2, affinity=False,
+                         config=TrainConfig(epochs=3, hidden=16, train_size=150),
+                         keep_at_chance=kwargs["keep_at_chance"])
+
+    monkeypatch.setattr(by_arch, "run_arch_sweep", sweep)
+    at = open_page("relatedness", **DIGITS)
+    assert at.checkbox(key="rel_keep_at_chance").value is False  # off unless the user insists
+    at.multiselect(key=key_of(at, "rel_tasks")).set_value(["digit", "even", "ge5"])
+    at.checkbox(key="rel_keep_at_chance").check()
+    at.button(key="rel_go").click().run()
+    wait_for_job(at, "sweep", timeout=120)
+    assert seen == [True]
+    rep = at.session_state["sweep_report"]
+    assert rep["keep_at_chance"] is True and rep["at_chance"] == ["digit"]
+    assert any("relative to the raw score" in w.value for w in at.warning)
+
+
 def _report(**changes) -> bytes:
     import json
     rep = {"tasks": ["digit", "even"], "metric": {"digit": "macro_f1", "even": "macro_f1"},

@@ -91,6 +91,14 @@ def test_relative_gain_is_against_the_headroom_and_refused_at_chance():
     assert "baseline" in at_chance.note
     assert headroom(0.002, 0.0) is None  # an R² of 0.002 is no headroom to divide by
     assert delta_m([float("nan"), 4.0]) == pytest.approx(4.0)
+    # the user insists: a gain relative to the raw score, still marked at chance and never a verdict
+    kept = gain_stats([0.056, 0.057, 0.055], [0.049, 0.048, 0.050], baseline=0.047, keep_at_chance=True)
+    assert kept.at_chance and kept.mean == pytest.approx(0.007 / 0.049 * 100, rel=1e-3)
+    assert kept.low < kept.mean < kept.high and kept.verdict == "unclear"
+    assert kept.note == "relative to the raw score, the task is at chance"
+    assert kept.diff == at_chance.diff and kept.p_value == at_chance.p_value
+    # above chance the switch changes nothing
+    assert gain_stats([0.80, 0.81, 0.80], [0.70, 0.70, 0.71], baseline=0.5, keep_at_chance=True) == above
 
 
 def test_minimum_detectable_effect_shrinks_with_seeds():

@@ -24,7 +24,8 @@ def _parse(data) -> object:
 def test_a_real_report_and_an_older_one_without_the_newer_keys_load(report):
     assert _parse(report).tasks == ["digit", "even"]
     old = {k: v for k, v in report.items() if k not in ("pair_q", "pair_seeds", "pair_mde", "controls", "estimates",
-                                                         "pairing", "at_chance", "fdr", "version")}
+                                                         "pairing", "at_chance", "fdr", "version",
+                                                         "keep_at_chance")}
     assert _parse(old).pair_gain == report["pair_gain"]
 
 
@@ -38,6 +39,7 @@ CASES = {
     "short row": (lambda r: r["pair_gain"][1].pop(), "'pair_gain' must be 2 x 2"),
     "missing row": (lambda r: r["pair_verdict"].pop(), "'pair_verdict' must be 2 x 2"),
     "new matrix wrong size": (lambda r: r.update(pair_q=[[None]]), "'pair_q' must be 2 x 2"),
+    "keep_at_chance not a bool": (lambda r: r.update(keep_at_chance="yes"), "'keep_at_chance' must be true or false"),
     "text as a number": (lambda r: r["single"]["digit"].update(mean="high"), "at 'single.digit.mean'"),
     "text in a gain": (lambda r: next(iter(r["gains"].values()))["digit"].update(low="x"),
                        r"at 'gains.digit\+even.digit.low'"),

@@ -7,7 +7,8 @@ import pytest
 import explorer.relatedness.sweep as sweep
 from explorer.cli import main
 from explorer.errors import Cancelled, ExplorerError
-from explorer.relatedness.sweep import SweepReport, combinations_for, load_report, run_sweep, save_report
+from explorer.relatedness.sweep import (SweepReport, combinations_for, load_report, parse_report, run_sweep,
+                                        save_report)
 from explorer.training.progress import emit
 from explorer.training.trainer import TrainConfig
 from explorer.relatedness import adaptive
@@ -294,6 +295,61 @@ def test_reused_baselines_keep_their_test_predictions_so_the_intervals_stay_the_
     width = lambda report: report.pair_interval[d][e][1] - report.pair_interval[d][e][0]  # noqa: E731
     assert width(old) < width(first)
     assert old.pair_interval[e][d] == first.pair_interval[e][d]
+
+
+@pytest.fixture(scope="module")
+def chance_pair(digits):
+    """The same tiny sweep twice, where digit's single-task model is at chance: without and with keep_at_chance."""
+    kwargs = dict(seeds=2, config=TrainConfig(epochs=3, hidden=16, train_size=150), affinity=False)
+    return (run_sweep(digits, ["digit", "even", "ge5"], **kwargs),
+            run_sweep(digits, ["digit", "even", "ge5"], keep_at_chance=True, **kwargs))
+
+
+def test_tasks_at_chance_stay_out_of_delta_m_and_the_groupings_by_default(chance_pair):
+    from explorer.relatedness.gains import NOTE_AT_CHANCE
+    off, _ = chance_pair
+    assert off.at_chance == ["digit"] and off.keep_at_chance is False
+    d, g = off.tasks.index("digit"), off.tasks.index("ge5")
+    assert off.pair_gain[d][g] is None and off.pair_verdict[d][g] == "unclear"
+    cell = off.gain(["digit", "ge5"], "digit")
+    assert cell["mean"] is None and cell["at_chance"] and cell["note"] == NOTE_AT_CHANCE
+    assert off.to_dict()["delta_m"]["digit+ge5"] == pytest.approx(off.gain(["digit", "ge5"], "ge5")["mean"])
+    assert all("digit" not in group for g_ in off.groupings.values() for group in g_["groups"])
+
+
+def test_keep_at_chance_gives_them_a_raw_relative_gain_in_delta_m_and_groupings(chance_pair):
+    from explorer.relatedness.gains import NOTE_KEPT
+    off, on = chance_pair
+    assert on.at_chance == ["digit"] and on.keep_at_chance is True
+    for combo in (["digit", "even"], ["digit", "ge5"]):
+        cell = on.gain(combo, "digit")
+        assert cell["at_chance"] and cell["note"] == NOTE_KEPT
+        assert cell["verdict"] == "unclear" and cell["q_value"] is None  # never a finding
+        assert cell["mean"] == pytest.approx((cell["multi_mean"] - cell["single_mean"])
+                                             / abs(cell["single_mean"]) * 100)
+        assert cell["low"] < cell["mean"] < cell["high"]
+        other = [t for t in combo if t != "digit"][0]
+        assert on.gain(combo, other) == off.gain(combo, other)  # tasks above chance are untouched
+        assert on.delta_m["+".join(combo)] == pytest.approx((cell["mean"] + on.gain(combo, other)["mean"]) / 2)
+    d, g = on.tasks.index("digit"), on.tasks.index("ge5")
+    assert on.pair_gain[d][g] == pytest.approx(on.gain(["digit", "ge5"], "digit")["mean"])
+    assert on.pair_verdict == off.pair_verdict
+    assert any("digit" in group for g_ in on.groupings.values() for group in g_["groups"])
+    back = parse_report(json.dumps(on.to_dict()))  # the setting travels with the report, schema-checked
+    assert back.keep_at_chance is True and parse_report(json.dumps(off.to_dict())).keep_at_chance is False
+
+
+def test_cli_keep_at_chance_reaches_the_sweep(tmp_path, capsys, monkeypatch, chance_pair):
+    import explorer.commands.sweep as command
+    seen = []
+    monkeypatch.setattr(command, "run_arch_sweep", lambda *a, **k: seen.append(k["keep_at_chance"])
+                        or chance_pair[int(k["keep_at_chance"])])
+    for flag in ([], ["--keep-at-chance"]):
+        out = tmp_path / "r.json"
+        assert main(["sweep", "--dataset", "digits", "--tasks", "digit,even,ge5", "--out", str(out), *flag]) == 0
+        assert json.loads(out.read_text())["keep_at_chance"] is bool(flag)
+    assert seen == [False, True]
+    assert "(at chance: relative to the raw score)" in capsys.readouterr().out
 
 
 def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, digits, monkeypatch):

@@ -52,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="add control tasks: shuffled (labels permuted: can only hurt), noisy (20 %% of labels "
                         "wrong: should help its task); each applies to the first task unless named, e.g. "
                         "shuffled,noisy:section")
+    p.add_argument("--keep-at-chance", action="store_true",
+                   help="give tasks whose single-task model is at chance a gain relative to their raw score, so "
+                        "they count in Δm and the groupings (marked; their verdicts stay unclear). Default: such "
+                        "tasks show only the absolute difference and stay out of both")
     p.add_argument("--no-affinity", action="store_true",
                    help="skip the cheap estimates (the one-run affinity run and the surrogate's groups)")
     p.add_argument("--surrogate-subsets", type=int, default=None, metavar="N",
@@ -103,12 +107,13 @@ def summary(report: SweepReport) -> str:
                                    f"{g.get('baseline') or 0:.3f})  q {'n/a' if q is None else f'{q:.3f}'}  "
                                    f"{g['verdict']}"))
             if i != j and v is not None:
+                kept = " (at chance: relative to the raw score)" if a in report.at_chance else ""
                 q = report.pair_q[i][j] if report.pair_q else None
                 n = report.pair_seeds[i][j] if report.pair_seeds else len(report.seeds)
                 mde = report.pair_mde[i][j] if report.pair_mde else None
                 pairs.append((v, f"  {a:>14} with {b:<14} {v:+7.1f} % ± {report.pair_gain_std[i][j] or 0:5.1f}  "
                                  f"q {'n/a' if q is None else f'{q:.3f}'}  {report.pair_verdict[i][j]:<8} "
-                                 f"seeds {n}  mde {'n/a' if mde is None else f'{mde:.1f} %'}"))
+                                 f"seeds {n}  mde {'n/a' if mde is None else f'{mde:.1f} %'}{kept}"))
     if pairs:
         lines.append(f"gain of task with partner (mean ± seed std, q = Benjamini–Hochberg q-value, verdict at "
                      f"FDR {report.fdr:.0%}, seeds, minimum detectable effect):")
@@ -180,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
                                 affinity=not args.no_affinity, surrogate_subsets=args.surrogate_subsets,
                                 progress=bar, controls=args.controls, max_seeds=args.max_seeds,
                                 effect=args.effect, budget_seconds=args.budget_seconds,
-                                budget_models=args.budget_models, backend=args.backend, address=args.address)
+                                budget_models=args.budget_models, backend=args.backend, address=args.address,
+                                keep_at_chance=args.keep_at_chance)
     save_report(report, args.out)
     written = [args.out]
     if args.html:

@@ -6,6 +6,9 @@ single-task model is above the majority-class / mean baseline (without a
 known baseline: |m_single|). A task whose single-task model is not above that
 baseline gets no relative gain (it would divide by noise) and no verdict (its
 score moves among chance-level predictors); its absolute difference is shown.
+With ``keep_at_chance`` (the user insists) such a task gets a gain relative to
+|m_single| instead, so it enters Δm and the groupings; it stays marked
+(``at_chance``, a note) and its verdict stays unclear.
 
 Uncertainty. Seed ``i`` of a multi-task model shares its split, batch order and
 initialisation with seed ``i`` of the single-task model, so the per-seed
@@ -70,6 +73,10 @@ def relative_gain(multi: float, single: float) -> float:
 MIN_HEADROOM_SHARE = 0.05
 
 
+NOTE_AT_CHANCE = "the single-task model is not above the majority/mean baseline: no relative gain"
+NOTE_KEPT = "relative to the raw score, the task is at chance"
+
+
 def headroom(single_mean: float, baseline: float | None, resolution: float = 0.0,
              perfect: float = 1.0) -> float | None:
     """What a relative gain divides by: the single-task score above the baseline, or None when at chance."""
@@ -93,23 +100,29 @@ def variances(multi, single) -> tuple[float, float | None]:
 
 
 def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, paired: bool = False,
-               baseline: float | None = None, resolution: float = 0.0, row_var: float = 0.0) -> Gain:
+               baseline: float | None = None, resolution: float = 0.0, row_var: float = 0.0,
+               keep_at_chance: bool = False) -> Gain:
     """Gain of ``multi`` seed scores over ``single`` seed scores, with its interval and p-value.
 
     With ``paired`` the two lists are seed-matched (same length, same seed
     order) and the interval comes from the per-seed differences; otherwise
     Welch's. ``row_var`` (metric units²) adds the test-row sampling variance of
     the difference; ``resolution`` is the smallest difference the metric can
-    tell apart (the standard error never goes below it).
+    tell apart (the standard error never goes below it). ``keep_at_chance`` gives a task whose
+    single-task model is at chance a gain relative to |single| (still ``at_chance``, verdict unclear).
     """
     m, s = np.asarray(multi, float), np.asarray(single, float)
     if len(m) == 0 or len(s) == 0:
         raise ValueError("gain_stats needs at least one score on each side")
     diff = float(m.mean() - s.mean())
     room = headroom(float(s.mean()), baseline, resolution)
+    at_chance = room is None
+    if at_chance and keep_at_chance:
+        room = max(abs(float(s.mean())), 1e-12)
     scale = (room if room is not None else float("nan")) / 100.0
     per_seed = (m - s.mean()) / scale
     std = float(per_seed.std(ddof=1)) if len(m) > 1 and room is not None else 0.0
+    chance_note = (NOTE_KEPT if room is not None else NOTE_AT_CHANCE) if at_chance else ""
     lo = hi = p = mde = float("nan")
     verdict = "unclear"
     use_pair = bool(paired) and _pair(m, s) is not None
@@ -127,7 +140,8 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
         if se == 0:
             note = "no spread on either side and no metric resolution given: no interval"
             return Gain(diff / scale, std, lo, hi, p, verdict, len(m), len(s), float(m.mean()), float(s.mean()),
-                        diff, baseline=baseline, at_chance=room is None, paired=use_pair, note=note)
+                        diff, baseline=baseline, at_chance=at_chance, paired=use_pair,
+                        note="; ".join(n for n in (chance_note, note) if n))
         t = special.stdtrit(df, 1 - alpha / 2)  # the t quantile, without scipy.stats' per-call overhead
         d_lo, d_hi = diff - t * se, diff + t * se
         p = float(2 * special.stdtr(df, -abs(diff / se)))
@@ -137,7 +151,7 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
         lo, hi, mde = d_lo / scale, d_hi / scale, mde_abs / scale
         # A task at chance gets no verdict: its score moves among chance-level predictors (a macro-F1 rises
         # when a head spreads its guesses over the classes), which is no transfer.
-        if room is None:
+        if at_chance:
             pass
         elif d_lo > 0:
             verdict = "positive"
@@ -145,11 +159,9 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
             verdict = "negative"
     else:
         d_lo = d_hi = float("nan")
-    note = ("the single-task model is not above the majority/mean baseline: no relative gain"
-            if room is None else "")
     return Gain(float(diff / scale), std, float(lo), float(hi), float(p), verdict, len(m), len(s),
-                float(m.mean()), float(s.mean()), diff, float(d_lo), float(d_hi), baseline, room is None,
-                use_pair, float(mde), note=note)
+                float(m.mean()), float(s.mean()), diff, float(d_lo), float(d_hi), baseline, at_chance,
+                use_pair, float(mde), note=chance_note)
 
 
 def fdr_verdicts(gains: list[Gain], rate: float = 0.05) -> None:

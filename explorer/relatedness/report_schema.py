@@ -60,6 +60,7 @@ REPORT_SCHEMA = {
         "fdr": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
                 "x-message": "'fdr' must be a number between 0 and 1, not {value}"},
         "at_chance": _NAMES,
+        "keep_at_chance": {"type": "boolean", "x-message": "'keep_at_chance' must be true or false, not {value}"},
         "controls": _NAMES,
         "estimates": {"type": "object", "additionalProperties": _LOOSE},
         "gains": {"type": "object", "x-message": "'gains' must map combinations to per-task gain records",

@@ -119,7 +119,10 @@ class SweepReport:
     pair_mde: list[list] = field(default_factory=list)     # minimum detectable gain (80 % power), percent
     pairing: dict = field(default_factory=dict)            # seed-paired or Welch, with the measured variance ratio
     fdr: float = 0.05                                      # false discovery rate of the verdicts
-    at_chance: list[str] = field(default_factory=list)     # tasks without a relative gain (single at chance)
+    at_chance: list[str] = field(default_factory=list)     # tasks whose single-task model is at chance
+    # True: at-chance tasks got a gain relative to their raw score and count in Δm and the groupings
+    # (the user insisted); False (default): no relative gain, left out of both
+    keep_at_chance: bool = False
     controls: list[str] = field(default_factory=list)      # control task names (also in tasks)
     pair_stop: list[list] = field(default_factory=list)    # adaptive seeds: why each cell stopped getting seeds
     adaptive: dict = field(default_factory=dict)           # adaptive seeds: effect, budget, rounds, models spent
@@ -336,7 +339,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               controls: Sequence[str] | str | None = None, max_seeds: int | None = None,
               effect: float = EFFECT, budget_seconds: float | None = None,
               budget_models: int | None = None, backend: str = "local",
-              address: str | None = None) -> SweepReport:
+              address: str | None = None, keep_at_chance: bool = False) -> SweepReport:
     """Train singles and combinations with ``seeds`` seeds each and measure transfer between the tasks.
 
     Without ``combinations``: every single task and every subset of 2 ..
@@ -363,6 +366,10 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     and ± ``effect`` percent) get more seeds until decided, ``max_seeds``, or
     the budget (``budget_seconds`` of the whole sweep, ``budget_models`` extra
     models); ``pair_seeds`` and ``pair_stop`` say per cell what it got and why.
+
+    A task whose single-task model is not above chance (``at_chance``) gets no relative gain and stays
+    out of Δm and the groupings; ``keep_at_chance`` gives it a gain relative to its raw score instead
+    (marked in its gain's note; its verdicts stay unclear), so it counts in both.
 
     ``backend`` (``explorer.training.backends``: ``local``, ``ray``) is where the models train;
     ``address`` names a Ray cluster to join. The report is the same on every backend.
@@ -456,7 +463,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
                                            prepared=prepared, **extra)
                 clock(phase, began)
         results.append((size, rows, transfer_from_runs(runs, tasks, baselines=baseline_scores(prepared),
-                                                         truth=test_truth(prepared)), runs))
+                                                         truth=test_truth(prepared),
+                                                         keep_at_chance=keep_at_chance), runs))
         main_prepared = prepared
     _, _, main, main_runs = results[-1]
     main_config = dataclasses.replace(config, train_size=main_size)
@@ -465,7 +473,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         main, main_runs, adaptive = _adapt(dataset, tasks, config, requested_mode, main_size, main_prepared,
                                            main, main_runs, Budget(effect, max_seeds, seconds=budget_seconds,
                                                                    models=budget_models, start=start),
-                                           _more_seeds_progress(progress, phases.total), extra, trainer)
+                                           _more_seeds_progress(progress, phases.total), extra, trainer,
+                                           keep_at_chance)
         results[-1] = (main_size, main_rows, main, main_runs)
 
     subset_runs = []
@@ -485,12 +494,12 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
     scored = {name: {k: v for k, v in d.items() if k != "value"} for name, d in proxy_detail.items()}
     scored["surrogate"] = _surrogate_estimate(tasks, surrogate_plan, main, main_runs + subset_runs,
-                                              baseline_scores(main_prepared))
+                                              baseline_scores(main_prepared), keep_at_chance)
 
     trained = {key: {t: g.mean for t, g in per_task.items()} for key, per_task in main.gains.items()}
-    # Tasks at chance have no relative gain to group by, and controls are not tasks anyone wants served:
-    # both stay out of the groupings.
-    grouped = [t for t in tasks if t not in main.at_chance and t not in control_names]
+    # Tasks at chance have no relative gain to group by (unless the user insists), and controls are not
+    # tasks anyone wants served: both stay out of the groupings.
+    grouped = [t for t in tasks if (keep_at_chance or t not in main.at_chance) and t not in control_names]
     groupings, groupings_partition = {}, {}
     if len(grouped) >= 2:
         found = groupings_for_budgets(trained, grouped)  # overlapping groups (Standley / TAG), the default
@@ -518,7 +527,8 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
         tasks=tasks, metric=main.metric, single=main.single,
         pair_gain=main.pair_gain, pair_gain_std=main.pair_gain_std, pair_verdict=main.pair_verdict,
         pair_interval=main.pair_interval, pair_q=main.pair_q, pair_seeds=main.pair_seeds, pair_mde=main.pair_mde,
-        pairing=main.pairing, at_chance=main.at_chance, controls=control_names,
+        pairing=main.pairing, at_chance=main.at_chance, keep_at_chance=bool(keep_at_chance),
+        controls=control_names,
         pair_stop=stop_matrix(tasks, adaptive["stop"]) if adaptive else [], adaptive=adaptive,
         groupings_partition=groupings_partition,
         gains={key: {t: g.to_dict() for t, g in per_task.items()} for key, per_task in main.gains.items()},
@@ -544,7 +554,7 @@ def _more_seeds_progress(progress: Progress | None, total: float) -> Progress | 
 
 
 def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra,
-           trainer=None):
+           trainer=None, keep_at_chance=False):
     """Adaptive seeds at the main size: train more seeds of the undecided combinations (and their baselines)."""
     baselines = baseline_scores(prepared)
     trainer = trainer or train_combinations  # the sweep's backend: each round is "train these slots"
@@ -557,7 +567,8 @@ def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, b
         return out
 
     def measure(new_runs):
-        return transfer_from_runs(new_runs, tasks, baselines=baselines, truth=test_truth(prepared))
+        return transfer_from_runs(new_runs, tasks, baselines=baselines, truth=test_truth(prepared),
+                                  keep_at_chance=keep_at_chance)
 
     runs, main, record = adapt(list(runs), main, train_more, measure, budget)
     return main, runs, record
@@ -599,7 +610,8 @@ def _surrogate_plan(tasks: list[str], wanted: list[tuple[str, ...]], count: int 
     return subsets, subsets
 
 
-def _surrogate_estimate(tasks: list[str], plan, main: Transfer, runs: list, baselines: dict[str, float]) -> dict:
+def _surrogate_estimate(tasks: list[str], plan, main: Transfer, runs: list, baselines: dict[str, float],
+                        keep_at_chance: bool = False) -> dict:
     """The surrogate fitted on the planned subsets' trained gains, scored on the trained pairs like the others."""
     subsets, _ = plan
     if not subsets:
@@ -607,7 +619,8 @@ def _surrogate_estimate(tasks: list[str], plan, main: Transfer, runs: list, base
         return score_estimate(None, main.pair_gain, "surrogate", missing=f"no surrogate: {why}")
     keys = {combo_key(c) for c in subsets}
     gains = {key: {t: g.mean for t, g in per_task.items()}
-             for key, per_task in transfer_from_runs(runs, tasks, baselines=baselines).gains.items() if key in keys}
+             for key, per_task in transfer_from_runs(runs, tasks, baselines=baselines,
+                                                     keep_at_chance=keep_at_chance).gains.items() if key in keys}
     model = fit_surrogate(tasks, gains)
     info = score_estimate(model.pair_matrix(), main.pair_gain, "surrogate")
     return {**info, "matrix": model.pair_matrix(), "fitted_on": model.fitted_on, "trained": gains,

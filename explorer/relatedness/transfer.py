@@ -127,7 +127,8 @@ def _predictions(runs: Sequence) -> dict[str, dict[str, dict[int, np.ndarray]]]:
 
 def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[str, float] | None = None,
                        fdr: float = 0.05, row_var: dict[tuple[str, str], float] | None = None,
-                       pairing: bool | None = None, truth: dict | None = None) -> Transfer:
+                       pairing: bool | None = None, truth: dict | None = None,
+                       keep_at_chance: bool = False) -> Transfer:
     """Gains of every multi-task combination in ``runs`` against the singles in ``runs``.
 
     Each multi-task model is paired with the single-task model of the same seed.
@@ -140,6 +141,8 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
     made at false discovery rate ``fdr`` over all multi-task cells. ``truth`` (task -> (Task, test
     labels)) turns on the paired test-row bootstrap (``explorer.relatedness.bootstrap``) for every
     cell whose runs carry their test predictions; ``row_var`` overrides it per cell.
+    ``keep_at_chance`` gives tasks at chance a gain relative to their raw score (``gain_stats``), so they
+    count in Δm; they stay in ``at_chance`` and their verdicts stay unclear.
     """
     tasks = list(tasks)
     scores, metric = collect_scores(runs)
@@ -192,7 +195,7 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
         gains.setdefault(key, {})[t] = gain_stats(
             pm if paired_here else m, ps if paired_here else s, paired=paired_here,
             baseline=(baselines or {}).get(t), resolution=resolution.get(t, 0.0),
-            row_var=noise or 0.0)
+            row_var=noise or 0.0, keep_at_chance=keep_at_chance)
     fdr_verdicts([g for per_task in gains.values() for g in per_task.values()], fdr)
     dm = {key: delta_m([g.mean for g in per_task.values()]) for key, per_task in gains.items() if per_task}
     result = Transfer(tasks, metric, scores, single, gains, dm)
