@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from explorer.errors import ExplorerError
-from explorer.relatedness.adaptive import (BUDGET_MODELS, MAX_SEEDS, NEGLIGIBLE, RESOLVED, Budget, adapt,
+from explorer.relatedness.adaptive import (BUDGET_MODELS, BUDGET_SECONDS, MAX_SEEDS, NEGLIGIBLE, RESOLVED, Budget, adapt,
                                            stop_matrix)
 from explorer.relatedness.combos import ComboRun
 from explorer.relatedness.transfer import transfer_from_runs
@@ -84,3 +84,19 @@ def test_bad_budget_is_one_sentence():
         Budget(effect=0).check()
     with pytest.raises(ExplorerError, match="max_seeds"):
         Budget(max_seeds=0).check()
+
+
+def test_the_first_round_is_checked_against_the_time_budget():
+    """With the seconds per unit measured on the first phase, a round that would overrun the budget is
+    not started (before, the first round always ran, since nothing had been timed yet)."""
+    import time as _time
+    train, calls = make_train()
+    runs, t0 = start(train)
+    calls.clear()
+    budget = Budget(max_seeds=16, seconds=5.0, start=_time.perf_counter(), cost=float, unit=1.0)  # 1 s a model
+    _, _, record = adapt(runs, t0, train, lambda r: transfer_from_runs(r, TASKS), budget)
+    assert calls == [] and record["rounds"] == 0
+    assert BUDGET_SECONDS in {reason for per in record["stop"].values() for reason in per.values()}
+    # the same budget with cheap models does run rounds
+    cheap = Budget(max_seeds=16, seconds=5.0, start=_time.perf_counter(), cost=float, unit=1e-4)
+    assert adapt(runs, t0, train, lambda r: transfer_from_runs(r, TASKS), cheap)[2]["rounds"] >= 1

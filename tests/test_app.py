@@ -93,12 +93,12 @@ def wait_for_job(at: AppTest, name: str, timeout: float = 120) -> None:
 
 
 # -- Data --------------------------------------------------------------------------------------
-def test_data_page_defaults_to_news_with_two_tasks():
+def test_data_page_defaults_to_news_with_its_default_tasks():
     at = open_page()
     assert at.title[0].value == "Data"
     assert {m.label: m.value for m in at.metric}["Input"] == "text"
     picker = at.multiselect[0]
-    assert picker.value == ["funding", "section"]
+    assert picker.value == ["outlet", "funding", "section", "length"]
     assert charts(at) >= 3  # coverage and one class-balance chart per chosen task
     assert not errors(at)
 
@@ -151,7 +151,7 @@ def tiny_settings(at: AppTest, prefix: str) -> None:
 def test_train_page_defaults_on_a_directly_opened_page():
     at = open_page("train")  # no visit to the Data page first: the default dataset and pair
     assert at.title[0].value == "Train"
-    assert at.multiselect(key=key_of(at, "train_tasks")).value == ["funding", "section"]
+    assert at.multiselect(key=key_of(at, "train_tasks")).value == ["outlet", "funding", "section", "length"]
     assert at.slider(key="train_seeds").value == 3
     assert not at.button(key="train_go").disabled
     assert not errors(at)

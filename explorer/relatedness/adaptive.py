@@ -37,6 +37,11 @@ class Budget:
     seconds: float | None = None            # the whole sweep's wall time, measured from ``start``
     models: int | None = None               # extra models trained by the adaptive rounds
     start: float = field(default_factory=time.perf_counter)
+    # What a round of n models costs, in units whose seconds are measured as the rounds run
+    # (batched: one stack plus a share per slot); ``unit``: seconds per unit before the first round,
+    # measured on the sweep's first phase, so the first round too is checked against the time budget.
+    cost: Callable[[int], float] = float
+    unit: float | None = None
 
     def check(self) -> "Budget":
         if isinstance(self.effect, bool) or not isinstance(self.effect, (int, float)) or not self.effect > 0:
@@ -90,7 +95,7 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
     for run in runs:
         seeds.setdefault(tuple(run.tasks), set()).add(run.seed)
     began, spent, rounds, reason_all = time.perf_counter(), 0, 0, {}
-    per_model = None  # measured seconds per model of the last round
+    unit = budget.unit  # seconds per cost unit: from the sweep's first phase, then from the last round
     while True:
         open_keys = undecided(transfer, budget.effect)
         capped = {k for k in open_keys if len(seeds.get(combo_tasks(k), ())) >= budget.max_seeds}
@@ -115,8 +120,8 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
                 plan.setdefault(missing, []).append((t,))
         n_models = sum(len(s) * len(c) for s, c in plan.items())
         over_models = budget.models is not None and spent + n_models > budget.models
-        over_time = (budget.seconds is not None and per_model is not None
-                     and time.perf_counter() + per_model * n_models > budget.start + budget.seconds) \
+        over_time = (budget.seconds is not None and unit is not None
+                     and time.perf_counter() + unit * budget.cost(n_models) > budget.start + budget.seconds) \
             or (budget.seconds is not None and time.perf_counter() >= budget.start + budget.seconds)
         if over_models or over_time:
             for k in grow:
@@ -127,7 +132,7 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
             runs = runs + list(train(combos, list(new_seeds)))
             for combo in combos:
                 seeds.setdefault(combo, set()).update(new_seeds)
-        per_model = (time.perf_counter() - t0) / max(1, n_models)
+        unit = (time.perf_counter() - t0) / max(budget.cost(n_models), 1e-9)
         spent += n_models
         rounds += 1
         transfer = measure(runs)

@@ -470,9 +470,15 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     main_config = dataclasses.replace(config, train_size=main_size)
     adaptive = {}
     if max_seeds is not None and max_seeds > n_seeds:
+        # a round's cost in the trainer's own terms (batched: one stack plus a share per slot), with the
+        # seconds per unit measured on the models just trained, so the first round is budgeted too
+        cost = (lambda n: 1.0 + BATCHED_SLOT_COST * n) if mode == "batched" else float
+        fresh = [run for run in main_runs if run.run_id is None]
+        unit = sum(run.seconds for run in fresh) / cost(len(fresh)) if fresh else None
         main, main_runs, adaptive = _adapt(dataset, tasks, config, requested_mode, main_size, main_prepared,
                                            main, main_runs, Budget(effect, max_seeds, seconds=budget_seconds,
-                                                                   models=budget_models, start=start),
+                                                                   models=budget_models, start=start,
+                                                                   cost=cost, unit=unit),
                                            _more_seeds_progress(progress, phases.total), extra, trainer,
                                            keep_at_chance)
         results[-1] = (main_size, main_rows, main, main_runs)
