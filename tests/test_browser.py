@@ -147,7 +147,7 @@ def test_every_page_in_a_real_browser(server, page):
     pg.get_by_text("Kept in the run store").wait_for(timeout=LONG)  # models saved for Explain and Models
     settle(pg)
     snap(pg, "2-train")
-    assert len([p for p in home.iterdir() if p.is_dir()]) == 3  # together + each task alone
+    assert len([p for p in home.iterdir() if p.is_dir()]) == 5  # together + each of the 4 default news tasks alone
 
     go_to(pg, "Task relatedness")
     pg.get_by_role("button", name="Run sweep").click()
