@@ -140,14 +140,15 @@ class EarlyStopping(Callback):
         self.patience = patience
         self.best, self.best_epoch, self.stale, self.state = float("inf"), 0, 0, None
         self.task_best: dict[str, float] = {}
+        self.improved: list[str] = []  # the tasks whose validation loss reached a new low this epoch
 
     def on_epoch(self, epoch: Epoch) -> None:
         total = sum(epoch.val.values())
-        any_task = bool(improved_tasks(self.task_best, epoch.val))
+        self.improved = improved_tasks(self.task_best, epoch.val)
         if total < self.best - IMPROVEMENT:
             self.best, self.best_epoch = total, epoch.epoch
             self.state = {k: v.detach().clone() for k, v in epoch.model.state_dict().items()}
-        self.stale = 0 if any_task or self.best_epoch == epoch.epoch else self.stale + 1
+        self.stale = 0 if self.improved or self.best_epoch == epoch.epoch else self.stale + 1
 
     def should_stop(self, epoch: Epoch) -> bool:
         return bool(self.patience) and self.stale >= self.patience
@@ -171,20 +172,19 @@ class TaskCheckpoint(Callback):
     (measured: +1.9 % validation loss on average, up to +13 % on news), which reads as
     negative transfer that is only a stopping rule. The gains therefore compare every
     task at its own best epoch, by the same rule for single-task models (for which it
-    is the usual early stopping). ``predict(model)`` returns task -> test predictions.
+    is the usual early stopping). ``stopping`` (listed before this callback) says which
+    tasks improved; ``predict(model)`` returns task -> test predictions.
     """
 
-    def __init__(self, predict):
-        self.predict = predict
-        self.best: dict[str, float] = {}
+    def __init__(self, stopping: EarlyStopping, predict):
+        self.stopping, self.predict = stopping, predict
         self.epoch: dict[str, int] = {}
         self.predictions: dict = {}
 
     def on_epoch(self, epoch: Epoch) -> None:
-        better = improved_tasks(self.best, epoch.val)
-        if better:
+        if self.stopping.improved:
             predicted = self.predict(epoch.model)
-            for t in better:
+            for t in self.stopping.improved:
                 self.epoch[t], self.predictions[t] = epoch.epoch, predicted[t]
 
 

@@ -261,7 +261,7 @@ def train(dataset: Dataset, task_names: list[str], config: TrainConfig | None = 
     optimiser = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=config.lr)
     steps = ModelSteps(model, method, optimiser, prepared, config, device)
     stopping = EarlyStopping(config.patience)
-    per_task = TaskCheckpoint(lambda m: predict_test(m, prepared, device))
+    per_task = TaskCheckpoint(stopping, lambda m: predict_test(m, prepared, device))
     hooks = [FiniteLoss(), stopping, per_task, *callbacks] + \
         ([ProgressHook(progress, config.epochs)] if progress else [])
     start = time.perf_counter()
