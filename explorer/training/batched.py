@@ -335,10 +335,7 @@ def train_batched(dataset: Dataset, combinations: list[tuple[str, ...]], config:
 
 def _decode_code(task, pred: torch.Tensor, stats) -> np.ndarray:
     """A stored prediction (class code, or the regression head's output) as ``decode_predictions`` gives it."""
-    if task.is_classification:
-        return pred.numpy()
-    mean, std = stats or (0.0, 1.0)
-    return pred.numpy() * std + mean
+    return pred.numpy() if task.is_classification else decode_predictions(task, pred[:, None], stats)
 
 
 def slot_model(stack: StackedModel, slot: int, prepared: Prepared, config: TrainConfig) -> MultiTaskModel:
