@@ -34,22 +34,24 @@ def weighted_scores(task: Task, y: np.ndarray, predictions: Sequence[np.ndarray]
     """
     metric = task.primary_metric
     out = np.zeros(len(w))
+    total = w.sum(1)
+    if metric == "macro_f1":  # what only the labels decide, once for every prediction
+        k = len(task.classes)
+        truth = np.eye(k)[y.astype(int)]
+        true_count = w @ truth
+    elif metric != "accuracy":  # r2
+        spread = w @ y ** 2 - total * (w @ y / total) ** 2
+        spread = np.where(spread > 0, spread, np.nan)
     for p in predictions:
         if metric == "macro_f1":
-            k = len(task.classes)
-            truth = np.eye(k)[y.astype(int)]
             guess = np.eye(k)[np.asarray(p).astype(int)]
             tp = w @ (truth * guess)
-            denom = w @ truth + w @ guess
+            denom = true_count + w @ guess
             out += np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0).mean(1)
         elif metric == "accuracy":
-            out += w @ (np.asarray(p) == y).astype(float) / w.sum(1)
+            out += w @ (np.asarray(p) == y).astype(float) / total
         else:  # r2
-            total = w.sum(1)
-            mean = w @ y / total
-            resid = w @ (y - np.asarray(p, float)) ** 2
-            spread = w @ y ** 2 - total * mean ** 2
-            out += 1 - resid / np.where(spread > 0, spread, np.nan)
+            out += 1 - w @ (y - np.asarray(p, float)) ** 2 / spread
     return out / len(predictions)
 
 
