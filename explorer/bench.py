@@ -493,6 +493,7 @@ def format_minilm(result: dict) -> str:
 
 def resolved_share(report) -> tuple[int, int]:
     """(resolved, tested) pair cells of a sweep report, controls and tasks at chance left out."""
+    from explorer.relatedness.by_arch import RESOLVED
     skip = set(report.controls) | set(report.at_chance)
     resolved = tested = 0
     for i, a in enumerate(report.tasks):
@@ -500,7 +501,7 @@ def resolved_share(report) -> tuple[int, int]:
             if i == j or a in skip or b in skip or report.pair_verdict[i][j] is None:
                 continue
             tested += 1
-            resolved += report.pair_verdict[i][j] in ("positive", "negative")
+            resolved += report.pair_verdict[i][j] in RESOLVED
     return resolved, tested
 
 
