@@ -134,14 +134,15 @@ def show_report(rep: dict) -> None:
             st.success(f"Controls ({', '.join(rep['controls'])}): no shuffled control came out positive.",
                        icon=":material/verified:")
     if rep.get("at_chance") and rep.get("keep_at_chance"):
-        st.warning(f"At chance (single-task model not above the majority/mean baseline): "
-                   f"{', '.join(rep['at_chance'])}. Kept in as asked: their gains are relative to the raw score, "
-                   "the task is at chance, so they may be large and mean little; they count in Δm and the "
+        st.warning("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
+                   f"the class frequencies): {', '.join(rep['at_chance'])}. Kept in as asked: their gains are "
+                   "relative to the raw score, the task is at chance, so they may be large and mean little; they "
+                   "count in Δm and the "
                    "groupings, and their verdicts stay unclear.", icon=":material/warning:")
     elif rep.get("at_chance"):
-        st.info(f"At chance (single-task model not above the majority/mean baseline): "
-                f"{', '.join(rep['at_chance'])}. Their cells show the absolute difference, not a relative "
-                "gain, and they stay out of Δm and the groupings.", icon=":material/info:")
+        st.info("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
+                f"the class frequencies): {', '.join(rep['at_chance'])}. Their cells show the absolute "
+                "difference, not a relative gain, and they stay out of Δm and the groupings.", icon=":material/info:")
     left, right = st.columns(2)
     with left:
         fig = tplots.transfer_heatmap(rep)
@@ -242,7 +243,7 @@ with st.expander("More settings"):
                             disabled=not on_ray, help="The head of `ray start --head`; empty: a local runtime.")
     keep_at_chance = st.checkbox(
         "Keep tasks at chance in Δm and the groupings", value=False, key="rel_keep_at_chance",
-        help="A task whose single-task model is not above the majority/mean baseline normally gets no relative "
+        help="A task whose single-task model is not above chance (majority class, mean, or guessing at the class frequencies) normally gets no relative "
              "gain (it would divide by noise) and stays out of Δm and the groupings. Checked, it gets a gain "
              "relative to its raw score instead (marked in the report; its verdicts stay unclear).")
 n_all = len(tasks) + (2 if with_controls and tasks else 0)

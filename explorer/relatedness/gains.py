@@ -73,7 +73,8 @@ def relative_gain(multi: float, single: float) -> float:
 MIN_HEADROOM_SHARE = 0.05
 
 
-NOTE_AT_CHANCE = "the single-task model is not above the majority/mean baseline: no relative gain"
+NOTE_AT_CHANCE = ("the single-task model is not above its chance baseline (the majority class, the mean, or "
+                  "guessing at the class frequencies): no relative gain")
 NOTE_KEPT = "relative to the raw score, the task is at chance"
 
 

@@ -135,7 +135,7 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
     ``pairing`` None measures whether that helps: summed over the cells, the
     paired variance of the difference against Welch's; the smaller wins for the
     whole matrix (one choice, so it is not picked cell by cell to suit each
-    cell). ``baselines`` (task -> majority/mean baseline score) turns the
+    cell). ``baselines`` (task -> chance-level score, ``explorer.training.metrics.chance_score``) turns the
     relative gain into a share of the headroom above chance; ``row_var``
     ((combo key, task) -> variance) adds test-row sampling noise. Verdicts are
     made at false discovery rate ``fdr`` over all multi-task cells. ``truth`` (task -> (Task, test
