@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 
 from explorer.errors import ExplorerError
-from explorer.relatedness.adaptive import (BUDGET_MODELS, BUDGET_SECONDS, MAX_SEEDS, NEGLIGIBLE, RESOLVED, Budget, adapt,
-                                           stop_matrix)
+from explorer.relatedness.adaptive import (BUDGET_MODELS, BUDGET_SECONDS, FUTILE, MAX_SEEDS, NEGLIGIBLE, RESOLVED, Budget,
+                                           adapt, power_at, stop_matrix)
 from explorer.relatedness.combos import ComboRun
 from explorer.relatedness.transfer import transfer_from_runs
 
 TASKS = ["a", "b", "c"]
-# true absolute effect of the partner on the task: a+b clear, a+c a modest real effect hidden by noise,
-# b+c nothing at all
-EFFECT = {("a", "b"): 0.10, ("b", "a"): 0.08, ("a", "c"): 0.015, ("c", "a"): 0.015}
+# true absolute effect of the partner on the task: a+b clear (past the early-stopping boundary at three
+# seeds), a+c a modest real effect hidden by noise, b+c nothing at all
+EFFECT = {("a", "b"): 0.40, ("b", "a"): 0.32, ("a", "c"): 0.015, ("c", "a"): 0.015}
 
 
 def make_train(noise=0.02):
@@ -56,7 +56,7 @@ def test_resolved_cells_stop_and_ambiguous_cells_get_more_seeds():
     assert record["models"] == len(runs) - 18 and record["rounds"] >= 1
     # every cell says why it stopped, and the matrix gets the seeds each cell was given
     reasons = {r for per in record["stop"].values() for r in per.values()}
-    assert reasons <= {RESOLVED, NEGLIGIBLE, MAX_SEEDS}
+    assert reasons <= {RESOLVED, NEGLIGIBLE, MAX_SEEDS, FUTILE}
     assert t.pair_seeds[0][2] == len(seeds_of(runs, ("a", "c"))) and t.pair_seeds[0][1] == 3
     matrix = stop_matrix(TASKS, record["stop"])
     assert matrix[0][1] == RESOLVED and matrix[0][0] is None
@@ -100,3 +100,63 @@ def test_the_first_round_is_checked_against_the_time_budget():
     # the same budget with cheap models does run rounds
     cheap = Budget(max_seeds=16, seconds=5.0, start=_time.perf_counter(), cost=float, unit=1e-4)
     assert adapt(runs, t0, train, lambda r: transfer_from_runs(r, TASKS), cheap)[2]["rounds"] >= 1
+
+
+# --- calibration: adaptive seeds on matrices where every true gain is 0 ---
+
+from explorer.relatedness.sweep import combinations_for
+
+NULL_TASKS = list("abcdef")
+
+
+def null_train(rep, scale):
+    """Every true gain 0; a seed's models share part of their noise; tasks differ in how noisy they are."""
+    def train(combos, seeds):
+        runs = []
+        for seed in seeds:
+            shared = np.random.default_rng([rep, seed]).normal(0, 0.01)
+            for combo in combos:
+                metrics = {}
+                for t in combo:
+                    own = np.random.default_rng([rep, seed, *map(ord, "".join(combo) + t)]).normal(0, 0.02 * scale[t])
+                    metrics[t] = {"primary": "macro_f1", "macro_f1": 0.6 + shared + own, "n": 5000}
+                runs.append(ComboRun(tuple(combo), seed, metrics, 1, []))
+        return runs
+    return train
+
+
+def _null_share(reps=200):
+    """Share of null matrices with any verdict after adaptive seeds (3 seeds, then one more per round up to
+    16: many looks), and the mean number of models the rounds added."""
+    found, models = 0, []
+    for rep in range(reps):
+        rng = np.random.default_rng(1000 + rep)
+        scale = {t: float(np.exp(rng.normal(0, 0.7))) for t in NULL_TASKS}
+        train = null_train(rep, scale)
+        runs = train(combinations_for(NULL_TASKS, 2), [0, 1, 2])
+        measure = lambda r: transfer_from_runs(r, NULL_TASKS)  # noqa: E731
+        runs, t, record = adapt(runs, measure(runs), train, measure, Budget(max_seeds=16, step=1))
+        found += any(g.verdict != "unclear" for per in t.gains.values() for g in per.values())
+        models.append(record["models"])
+    return found / reps, float(np.mean(models))
+
+
+def test_adaptive_seeds_keep_the_error_rate_on_a_null_matrix(monkeypatch):
+    """Stopping a cell the moment it looks resolved (optional stopping) raises the share of null matrices
+    with a finding well past the rate; stopping only on the strict early boundary, on futility and on
+    negligible intervals keeps it at the rate, and futility spends fewer models than seeding every cell."""
+    import explorer.relatedness.adaptive as adaptive
+    slack = 0.05 + 2 * np.sqrt(0.05 * 0.95 / 200)
+    share, models = _null_share()
+    assert share <= slack
+    assert models < 0.8 * 13 * 21  # every combination taken from 3 to 16 seeds would be 273
+    monkeypatch.setattr(adaptive, "EARLY_P", 1.0)  # stop at the first verdict: the test must catch it
+    assert _null_share()[0] > slack
+
+
+def test_futility_projects_the_seed_variance_to_max_seeds():
+    from explorer.relatedness.gains import gain_stats
+    small = gain_stats([0.601, 0.62, 0.59], [0.60, 0.61, 0.6], row_var=1e-6)
+    large = gain_stats([0.70, 0.74, 0.68], [0.60, 0.63, 0.59], row_var=1e-6)
+    assert power_at(small, 10) < 0.2 < power_at(large, 10)
+    assert power_at(large, 3) < power_at(large, 10)  # more seeds, more power

@@ -160,3 +160,24 @@ def test_chance_is_the_better_of_majority_and_frequency_guessing():
     values = np.linspace(0, 1, 50)
     assert chance_score(reg, values, values) == pytest.approx(0.0, abs=1e-12)  # the mean: R² 0
     assert headroom(1 / 3 + 0.01, chance_score(task, y, y)) is None
+
+
+@pytest.mark.parametrize("row_sd", [0.003, 0.01, 0.03])
+def test_seed_and_test_row_noise_together_cover_at_the_rate(row_sd):
+    """Three seeds (seed sd 0.01) on one drawn test set (row sd ``row_sd``, its variance estimated by a
+    200-draw bootstrap): Welch–Satterthwaite's degrees of freedom keep 95 % coverage, and when test rows
+    dominate the interval is narrower than one with the seeds' two degrees of freedom alone."""
+    rng = np.random.default_rng(7)
+    reps, hit, widths = 2000, 0, []
+    for _ in range(reps):
+        test_set = rng.normal(0, row_sd)  # what this test set adds to every seed's difference
+        multi = 0.61 + test_set + rng.normal(0, 0.01, 3)
+        single = 0.60 + rng.normal(0, 0.01, 3)
+        row_var = row_sd ** 2 * rng.chisquare(199) / 199
+        g = gain_stats(multi, single, row_var=row_var)
+        hit += g.diff_low <= 0.01 <= g.diff_high
+        widths.append(g.diff_high - g.diff_low)
+    assert abs(hit / reps - 0.95) < 0.02
+    if row_sd > 0.01:
+        seeds_df_only = 2 * 2.776 * np.sqrt(2 * 0.01 ** 2 / 3 + row_sd ** 2)  # t(0.975, 4): Welch at 3 + 3 seeds
+        assert np.mean(widths) < 0.8 * seeds_df_only

@@ -1,17 +1,30 @@
-"""Adaptive seeds: spend further seed slots only on the cells that are still undecided.
+"""Adaptive seeds: spend further seed slots only on the cells that can still be decided.
 
-A cell (a task's gain with a partner) is decided when
+A cell (a task's gain with a partner) needs no more seeds when
 
-- it has a verdict (``positive``/``negative`` at the sweep's false discovery rate): "resolved";
-- its interval lies inside ± the effect that matters (default 2 %): "smaller than the effect";
+- it is resolved with room to spare: a verdict at the sweep's false discovery
+  rate and a p-value at most ``EARLY_P`` (Haybittle–Peto: stopping early on a
+  strict boundary leaves the final test's error rate as it was);
+- its interval lies inside ± the effect that matters (default 2 %) and holds 0:
+  "smaller than the effect";
+- even ``max_seeds`` would very likely not resolve it: if its gain were what it
+  is now, the test at ``max_seeds`` (seed variance shrinking as one over the
+  seeds, test-row variance as it is) would find it with under ``FUTILITY_POWER``
+  probability: "cannot be resolved within max seeds";
 - its single-task model is at chance (no relative gain to resolve): "at chance".
 
-Otherwise its interval straddles both 0 and the effect that matters, and its
-combination (with the single-task baselines of its tasks, so the seeds stay
-paired) gets ``step`` more seeds, round after round, until every cell is
-decided, a cell reaches ``max_seeds``, or the budget (seconds of the whole
-sweep, or models trained) would be overrun by the next round. Each cell
+Otherwise its combination (with the single-task baselines of its tasks, so the
+seeds stay paired) gets ``step`` more seeds, round after round, until every
+cell is decided, a cell reaches ``max_seeds``, or the budget (seconds of the
+whole sweep, or models trained) would be overrun by the next round. Each cell
 records how many seeds it got and why it stopped.
+
+Why the error rate holds: a cell resolved at the ordinary rate keeps getting
+seeds (stopping the moment a noisy cell first crosses the line is the optional
+stopping that inflates false findings); only the stops above can end it early,
+and none of them can turn into a finding except the strict early boundary.
+``tests/test_adaptive.py`` checks this on simulated matrices where every true
+gain is 0.
 """
 from __future__ import annotations
 
@@ -20,12 +33,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from scipy import special
+
 from explorer.errors import ExplorerError
 from explorer.relatedness.gains import Gain
 from explorer.relatedness.transfer import Transfer, combo_tasks
 
 EFFECT = 2.0  # percent: the gain that matters unless the user says otherwise
+EARLY_P = 0.001        # a resolved cell stops early only at this p-value (Haybittle–Peto boundary)
+FUTILITY_POWER = 0.2   # below this chance of resolving at max seeds, a cell gets no more seeds
 RESOLVED, NEGLIGIBLE, AT_CHANCE = "resolved", "smaller than the effect that matters", "at chance"
+FUTILE = "cannot be resolved within max seeds"
 MAX_SEEDS, BUDGET_SECONDS, BUDGET_MODELS = "max seeds reached", "time budget spent", "model budget spent"
 
 
@@ -59,23 +77,45 @@ class Budget:
         return self
 
 
-def cell_state(g: Gain | None, effect: float) -> str | None:
-    """Why a cell needs no more seeds, or None while it is undecided."""
+def power_at(g: Gain, seeds: int, alpha: float = 0.05) -> float:
+    """The chance that ``g``'s cell resolves at ``seeds`` seeds if its true difference were today's."""
+    if not (math.isfinite(g.seed_var) and g.n_multi >= 1 and math.isfinite(g.diff)):
+        return 1.0  # nothing to project from: keep the cell open
+    se = math.sqrt(g.seed_var * g.n_multi / seeds + g.row_var)
+    if se == 0:
+        return 1.0
+    # scipy.special's normal cdf and quantile: this runs for every open cell on every round
+    return float(special.ndtr(abs(g.diff) / se - special.ndtri(1 - alpha / 2)))
+
+
+def cell_state(g: Gain | None, effect: float, max_seeds: int | None = None) -> str | None:
+    """Why a cell needs no more seeds, or None while more seeds could still decide it."""
     if g is None:
         return None
-    if g.verdict in ("positive", "negative"):
+    if g.verdict in ("positive", "negative") and g.p_value <= EARLY_P:
         return RESOLVED
     if g.at_chance:
         return AT_CHANCE
-    if math.isfinite(g.low) and math.isfinite(g.high) and -effect < g.low and g.high < effect:
+    if g.verdict == "unclear" and math.isfinite(g.low) and math.isfinite(g.high) \
+            and -effect < g.low and g.high < effect:
         return NEGLIGIBLE
+    if g.verdict == "unclear" and max_seeds is not None and g.n_multi < max_seeds \
+            and power_at(g, max_seeds) < FUTILITY_POWER:
+        return FUTILE
     return None
 
 
-def undecided(transfer: Transfer, effect: float) -> list[str]:
+def final_state(g: Gain, effect: float, max_seeds: int, otherwise: str) -> str:
+    """Why a cell ended where it did: a verdict is "resolved" whenever it came; else its stop reason."""
+    if g.verdict in ("positive", "negative"):
+        return RESOLVED
+    return cell_state(g, effect, max_seeds) or otherwise
+
+
+def undecided(transfer: Transfer, effect: float, max_seeds: int | None = None) -> list[str]:
     """The multi-task combinations (keys) with at least one undecided cell."""
     return [key for key, per_task in transfer.gains.items()
-            if any(cell_state(g, effect) is None for g in per_task.values())]
+            if any(cell_state(g, effect, max_seeds) is None for g in per_task.values())]
 
 
 Train = Callable[[list[tuple[str, ...]], list[int]], list]     # (combinations, seeds) -> ComboRuns
@@ -97,7 +137,7 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
     began, spent, rounds, reason_all = time.perf_counter(), 0, 0, {}
     unit = budget.unit  # seconds per cost unit: from the sweep's first phase, then from the last round
     while True:
-        open_keys = undecided(transfer, budget.effect)
+        open_keys = undecided(transfer, budget.effect, budget.max_seeds)
         capped = {k for k in open_keys if len(seeds.get(combo_tasks(k), ())) >= budget.max_seeds}
         grow = [k for k in open_keys if k not in capped]
         for k in capped:
@@ -138,7 +178,7 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
         transfer = measure(runs)
     stop: dict[str, dict[str, str]] = {}
     for key, per_task in transfer.gains.items():
-        stop[key] = {t: cell_state(g, budget.effect) or reason_all.get(key, MAX_SEEDS)
+        stop[key] = {t: final_state(g, budget.effect, budget.max_seeds, reason_all.get(key, MAX_SEEDS))
                      for t, g in per_task.items()}
     return runs, transfer, {"stop": stop, "rounds": rounds, "models": spent,
                             "seconds": time.perf_counter() - began, "effect": budget.effect,

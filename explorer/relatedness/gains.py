@@ -21,6 +21,11 @@ resolution (e.g. one test row of accuracy) gets the rounding variance of that
 resolution, and a difference below the resolution is never a finding, however
 steady the seeds.
 
+The seed variance has few degrees of freedom (two at three seeds), the
+test-row variance many (it comes from 200 bootstrap draws over hundreds of
+rows); their sum is tested with Welch–Satterthwaite degrees of freedom, so a cell
+whose noise is mostly test rows is not tested as if it had only its seeds.
+
 Verdicts over a matrix of cells are made at a false discovery rate
 (Benjamini–Hochberg, ``fdr_verdicts``): a cell is positive or negative when its
 q-value is at most the rate. Each cell also carries its minimum detectable
@@ -35,6 +40,7 @@ import numpy as np
 from scipy import special, stats
 
 POWER = 0.8
+ROW_DF = 199  # degrees of freedom of a test-row variance: one less than the bootstrap's draws
 
 
 @dataclass
@@ -58,6 +64,8 @@ class Gain:
     mde: float = float("nan")         # minimum detectable gain at 80 % power, percent
     q_value: float = float("nan")     # Benjamini–Hochberg over the cells it was tested with
     note: str = ""
+    seed_var: float = float("nan")    # variance of the difference from the seeds, metric units²
+    row_var: float = 0.0              # its test-row sampling variance, metric units²
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
@@ -111,6 +119,9 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
     the difference; ``resolution`` is the smallest difference the metric can
     tell apart (the standard error never goes below it). ``keep_at_chance`` gives a task whose
     single-task model is at chance a gain relative to |single| (still ``at_chance``, verdict unclear).
+    The test-row variance joins the seed variance with Welch–Satterthwaite degrees of freedom
+    (``ROW_DF`` for the row part), so a cell whose noise is mostly test rows is not tested with its
+    seeds' few degrees of freedom alone.
     """
     m, s = np.asarray(multi, float), np.asarray(single, float)
     if len(m) == 0 or len(s) == 0:
@@ -136,8 +147,11 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
             vm, vs = m.var(ddof=1) / len(m), s.var(ddof=1) / len(s)
             df = (vm + vs) ** 2 / (vm ** 2 / (len(m) - 1) + vs ** 2 / (len(s) - 1)) if vm + vs > 0 \
                 else len(m) + len(s) - 2
+        row = max(row_var, 0.0)
+        if row > 0 and var + row > 0:  # Welch–Satterthwaite: a well-measured row part adds degrees of freedom
+            df = (var + row) ** 2 / ((var ** 2 / df if var > 0 else 0.0) + row ** 2 / ROW_DF)
         # Rounding to the resolution adds variance res²/12 to each side's score, however steady the seeds.
-        se = math.sqrt(max(var + max(row_var, 0.0), resolution ** 2 / 6))
+        se = math.sqrt(max(var + row, resolution ** 2 / 6))
         if se == 0:
             note = "no spread on either side and no metric resolution given: no interval"
             return Gain(diff / scale, std, lo, hi, p, verdict, len(m), len(s), float(m.mean()), float(s.mean()),
@@ -160,9 +174,10 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
             verdict = "negative"
     else:
         d_lo = d_hi = float("nan")
+    seed_var = var if len(m) >= 2 and len(s) >= 2 else float("nan")
     return Gain(float(diff / scale), std, float(lo), float(hi), float(p), verdict, len(m), len(s),
                 float(m.mean()), float(s.mean()), diff, float(d_lo), float(d_hi), baseline, at_chance,
-                use_pair, float(mde), note=chance_note)
+                use_pair, float(mde), note=chance_note, seed_var=float(seed_var), row_var=max(row_var, 0.0))
 
 
 def fdr_verdicts(gains: list[Gain], rate: float = 0.05) -> None:

@@ -13,6 +13,8 @@ diagonal is ``None``: a task is not its own partner.
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -221,6 +223,11 @@ def _row_noise(preds, key: str, task: str, truth, paired_n: int | None) -> float
     return row_variance(spec, y, [multi[s] for s in sorted(multi)], [single[s] for s in sorted(single)])
 
 
+def _number(x: float) -> float | None:
+    """NaN as None, as ``Gain.to_dict`` writes it (matrices are built on every adaptive round: no deep copy)."""
+    return None if math.isnan(x) else x
+
+
 def pair_matrices(transfer: Transfer) -> tuple:
     """Mean gain, its seed std, verdict, 95 % interval, q-value, seeds and minimum detectable effect per pair."""
     n = len(transfer.tasks)
@@ -236,10 +243,9 @@ def pair_matrices(transfer: Transfer) -> tuple:
             g = transfer.pair(a, b) if i != j else None
             if g is None:
                 continue
-            d = g.to_dict()
-            mean[i][j], std[i][j], verdict[i][j] = d["mean"], d["std"], d["verdict"]
-            interval[i][j] = [d["low"], d["high"]]
-            q[i][j], seeds[i][j], mde[i][j] = d["q_value"], g.n_multi, d["mde"]
+            mean[i][j], std[i][j], verdict[i][j] = _number(g.mean), _number(g.std), g.verdict
+            interval[i][j] = [_number(g.low), _number(g.high)]
+            q[i][j], seeds[i][j], mde[i][j] = _number(g.q_value), g.n_multi, _number(g.mde)
     return mean, std, verdict, interval, q, seeds, mde
 
 
