@@ -160,3 +160,18 @@ def test_futility_projects_the_seed_variance_to_max_seeds():
     large = gain_stats([0.70, 0.74, 0.68], [0.60, 0.63, 0.59], row_var=1e-6)
     assert power_at(small, 10) < 0.2 < power_at(large, 10)
     assert power_at(large, 3) < power_at(large, 10)  # more seeds, more power
+
+
+def test_a_round_that_would_overrun_shrinks_to_the_most_promising_combinations():
+    import time as _time
+    train, calls = make_train()
+    runs, t0 = start(train)
+    calls.clear()
+    # 1 s a model, 8 s left: the full round (two open combinations and three baselines, 2 seeds each:
+    # 10 models) would overrun; the most promising combination and its two baselines (6 models) fit
+    budget = Budget(max_seeds=16, seconds=8.0, start=_time.perf_counter(), cost=float, unit=1.0)
+    _, _, record = adapt(runs, t0, train, lambda r: transfer_from_runs(r, TASKS), budget)
+    assert record["rounds"] >= 1
+    first = [tuple(c) for c in calls[0][0]]  # a round trains its seeds in one call
+    assert ("a", "c") in first and ("b", "c") not in first  # a+c has a real effect, b+c none
+    assert len(calls[0][0]) * len(calls[0][1]) == 6

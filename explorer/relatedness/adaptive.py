@@ -144,28 +144,24 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
             reason_all[k] = MAX_SEEDS
         if not grow:
             break
-        plan: dict[tuple[int, ...], list[tuple[str, ...]]] = {}
-        need: dict[str, set[int]] = {}
-        for key in grow:
-            combo = combo_tasks(key)
-            have = seeds[combo]
-            n_new = min(budget.step, budget.max_seeds - len(have))
-            new = tuple(range(max(have) + 1, max(have) + 1 + n_new))
-            plan.setdefault(new, []).append(combo)
-            for t in combo:
-                need.setdefault(t, set()).update(new)
-        for t, wanted in need.items():  # the baselines of the same seeds, so the pairs stay paired
-            missing = tuple(sorted(wanted - seeds.get((t,), set())))
-            if missing:
-                plan.setdefault(missing, []).append((t,))
-        n_models = sum(len(s) * len(c) for s, c in plan.items())
-        over_models = budget.models is not None and spent + n_models > budget.models
-        over_time = (budget.seconds is not None and unit is not None
-                     and time.perf_counter() + unit * budget.cost(n_models) > budget.start + budget.seconds) \
-            or (budget.seconds is not None and time.perf_counter() >= budget.start + budget.seconds)
+        # the most promising combinations first: when the whole round would overrun the time budget,
+        # the round shrinks to the ones most likely to resolve instead of not running at all
+        grow.sort(key=lambda k: -max(power_at(g, budget.max_seeds) for g in transfer.gains[k].values()
+                                     if cell_state(g, budget.effect, budget.max_seeds) is None))
+        while True:
+            plan = _plan(grow, seeds, budget)
+            n_models = sum(len(s) * len(c) for s, c in plan.items())
+            over_models = budget.models is not None and spent + n_models > budget.models
+            over_time = (budget.seconds is not None and unit is not None
+                         and time.perf_counter() + unit * budget.cost(n_models) > budget.start + budget.seconds) \
+                or (budget.seconds is not None and time.perf_counter() >= budget.start + budget.seconds)
+            if not (over_models or over_time) or len(grow) == 1:
+                break
+            grow = grow[:-1]
         if over_models or over_time:
-            for k in grow:
-                reason_all[k] = BUDGET_MODELS if over_models else BUDGET_SECONDS
+            for k in open_keys:
+                if k not in capped:
+                    reason_all[k] = BUDGET_MODELS if over_models else BUDGET_SECONDS
             break
         t0 = time.perf_counter()
         for new_seeds, combos in plan.items():
@@ -184,6 +180,25 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
                             "seconds": time.perf_counter() - began, "effect": budget.effect,
                             "max_seeds": budget.max_seeds, "step": budget.step,
                             "budget_seconds": budget.seconds, "budget_models": budget.models}
+
+
+def _plan(grow: list[str], seeds: dict[tuple[str, ...], set[int]], budget: Budget
+          ) -> dict[tuple[int, ...], list[tuple[str, ...]]]:
+    """One round: new seeds -> the combinations that get them (the grown ones and their baselines)."""
+    plan: dict[tuple[int, ...], list[tuple[str, ...]]] = {}
+    need: dict[str, set[int]] = {}
+    for key in grow:
+        combo = combo_tasks(key)
+        have = seeds[combo]
+        new = tuple(range(max(have) + 1, max(have) + 1 + min(budget.step, budget.max_seeds - len(have))))
+        plan.setdefault(new, []).append(combo)
+        for t in combo:
+            need.setdefault(t, set()).update(new)
+    for t, wanted in need.items():  # the baselines of the same seeds, so the pairs stay paired
+        missing = tuple(sorted(wanted - seeds.get((t,), set())))
+        if missing:
+            plan.setdefault(missing, []).append((t,))
+    return plan
 
 
 def stop_matrix(tasks: Sequence[str], stop: dict[str, dict[str, str]]) -> list[list[str | None]]:
