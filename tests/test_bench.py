@@ -81,3 +81,17 @@ def test_bench_minilm_refuses_tabular_data_and_rows_without_it(capsys):
     assert main(["bench", "--dataset", "digits", "--rows", "4"]) == 2
     err = capsys.readouterr().err
     assert "embeds texts; 'digits' is image data" in err and "--rows only applies with --minilm." in err
+
+
+def test_power_bench_counts_resolved_cells_of_both_arms_on_the_same_tasks(capsys):
+    """Digits' first three tasks at 200 rows: both arms test the same six cells, the adaptive arm stays near
+    the fixed arm's wall time (it is its budget) and says how many models it added."""
+    from explorer.bench import format_power, power_bench
+
+    result = power_bench(load_dataset("digits"), n_tasks=3, train_size=200, fixed_seeds=3)
+    fixed, adaptive = result["fixed"], result["adaptive"]
+    assert fixed["cells"] == adaptive["cells"] == 6 and result["tasks"] == ["digit", "even", "ge5"]
+    assert 0 <= fixed["resolved"] <= 6 and 0 <= adaptive["resolved"] <= 6 and adaptive["models_added"] >= 0
+    assert f"{fixed['resolved']}/6" in format_power(result)
+    assert main(["bench", "--dataset", "digits", "--power", "--fixed-seeds", "2"]) == 2
+    assert "--fixed-seeds must be a whole number above 2" in capsys.readouterr().err

@@ -49,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", type=int, help="with --minilm: embed only the first ROWS texts (a quick check)")
     p.add_argument("--power", action="store_true",
                    help="resolved cells at equal time: 3 fixed seeds per cell against adaptive seeds (default sweep "
-                        "settings, 10 epochs; --tasks, --train-size apply)")
+                        "settings, 10 epochs; --tasks, --train-size, --fixed-seeds apply)")
+    p.add_argument("--fixed-seeds", type=int, default=3,
+                   help="with --power: seeds of the fixed arm, whose wall time is the adaptive arm's budget (default 3)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.power:
         from explorer.bench import format_power, power_bench
         with ProgressBar("bench --power") as bar:
-            result = power_bench(dataset, args.tasks, size, progress=bar)
+            result = power_bench(dataset, args.tasks, size, fixed_seeds=args.fixed_seeds, progress=bar)
         print(format_power(result), file=sys.stderr)
         print_json(result)
         return 0
