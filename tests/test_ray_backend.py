@@ -1,4 +1,6 @@
 """The ray backend: the same report as local, a killed worker survived, bad data failing fast, a bad address."""
+import itertools
+import math
 import os
 import signal
 import subprocess
@@ -11,7 +13,7 @@ import pytest
 from explorer.cli import main
 from explorer.errors import ExplorerError
 from explorer.relatedness.sweep import run_sweep
-from explorer.training.backends import check_backend, rectangles
+from explorer.training.backends import check_backend, chunks, rectangles
 from explorer.training.trainer import TrainConfig, prepare
 
 TINY = TrainConfig(epochs=1, hidden=16, train_size=300, batch_size=64)  # 5 steps per model
@@ -146,6 +148,37 @@ def test_slots_become_blocks_the_batched_trainer_takes():
     a, b, ab = ("a",), ("b",), ("a", "b")
     assert rectangles([(a, 0), (ab, 0), (a, 1), (ab, 1), (b, 2)]) == [([a, ab], [0, 1]), ([b], [2])]
 
+
+
+def test_chunks_cover_every_slot_once_and_balance_the_workers():
+    """Pure arithmetic, no cluster: over a grid of combination, seed and worker counts, every slot is in
+    exactly one chunk, each chunk is a block the batched trainer takes, no worker gets two, and the largest
+    chunk (what the sweep waits for) is near the even share."""
+    for n_combos, n_seeds, workers in itertools.product(range(1, 17), range(1, 9), range(1, 25)):
+        combos, seeds = [(f"c{i}",) for i in range(n_combos)], list(range(100, 100 + n_seeds))
+        blocks = chunks(combos, seeds, workers)
+        case = (n_combos, n_seeds, workers)
+        slots = [(c, s) for cs, ss in blocks for c in cs for s in ss]  # a block is its combinations x its seeds
+        assert sorted(slots) == sorted(itertools.product(combos, seeds)), case
+        assert len(blocks) <= workers, case  # one round: no worker waits for a second chunk
+        sizes = [len(cs) * len(ss) for cs, ss in blocks]
+        k = min(workers, n_combos * n_seeds)
+        share = math.ceil(n_combos * n_seeds / k)
+        assert max(sizes) < share + min(n_combos, n_seeds), (case, sizes)
+        if n_seeds % k == 0 or k % n_seeds == 0:
+            assert max(sizes) - min(sizes) <= 1, (case, sizes)
+
+
+def test_chunks_of_the_readme_sweep_fit_one_round():
+    """8 tasks to triples (92 combinations), 5 seeds: 8 workers got 10 chunks of 46 (two rounds, 92 slots on
+    the busiest worker), 4 workers 2 + 1 + 1 + 1 seeds (184 slots on one)."""
+    combos = [(f"c{i}",) for i in range(92)]
+    eight = chunks(combos, list(range(5)), 8)
+    assert len(eight) == 8 and max(len(c) * len(s) for c, s in eight) == 60
+    four = chunks(combos, list(range(5)), 4)
+    assert len(four) == 4 and max(len(c) * len(s) for c, s in four) == 115
+    # where whole seeds already balance, the chunks stay whole seeds with all the combinations
+    assert chunks(combos, list(range(5)), 5) == [(combos, [s]) for s in range(5)]
 
 def test_gpu_check_without_cuda_says_so(capsys, monkeypatch):
     import torch

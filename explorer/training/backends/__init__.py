@@ -77,6 +77,52 @@ def rectangles(slots: Sequence[Slot]) -> list[tuple[list[tuple[str, ...]], list[
     return [(list(combos), seeds) for combos, seeds in blocks.items()]
 
 
+def chunks(combinations: list, seeds: list[int], workers: int) -> list[tuple[list, list[int]]]:
+    """The slots (every combination with every seed) as at most ``workers`` blocks, the largest as small as
+    this allows: a sweep waits for its largest chunk.
+
+    A block is what the batched trainer takes, each of its combinations with each of its seeds (the slots
+    of one seed share its batch order). Tried: the seeds in g near-equal groups with each group's
+    combinations split, and the combinations in g groups with each group's seeds split, the workers dealt
+    evenly to the groups (larger groups first); kept: the smallest largest block, then the smallest spread.
+    Blocks differ by at most one slot when the seeds divide the workers or the workers the seeds; in any
+    case the largest is less than min(seeds, combinations) slots above the even share ⌈slots / blocks⌉.
+    """
+    if not combinations or not seeds:
+        return []
+    k = max(1, min(workers, len(combinations) * len(seeds)))
+    # Seed groups first, the most groups first: of equally even chunkings, the one this backend made before
+    # wins (seed groups with all their combinations, or each seed's combinations split in parts).
+    tried = [[(c, s) for s, c in _dealt(seeds, combinations, g, k)] for g in range(min(len(seeds), k), 0, -1)]
+    tried += [_dealt(combinations, seeds, g, k) for g in range(1, min(len(combinations), k) + 1)]
+    return min(tried, key=_imbalance)  # the first of equals
+
+
+def _dealt(outer: list, inner: list, groups: int, k: int) -> list[tuple[list, list]]:
+    """``outer`` in ``groups`` near-equal groups, ``k`` parts dealt to them (larger groups first), and each
+    group's ``inner`` split in its parts: (outer part, inner part) blocks."""
+    parts, extra = divmod(k, groups)
+    return [(group, piece) for i, group in enumerate(_split(outer, groups))
+            for piece in _split(inner, parts + (i < extra))]
+
+
+def _imbalance(blocks: list[tuple[list, list]]) -> tuple[int, int]:
+    sizes = [len(a) * len(b) for a, b in blocks]
+    return max(sizes), max(sizes) - min(sizes)
+
+
+def _split(items: list, n: int) -> list[list]:
+    """``items`` in ``n`` consecutive near-equal parts (fewer when there are fewer items)."""
+    q, r = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + q + (i < r)
+        if end > start:
+            out.append(list(items[start:end]))
+        start = end
+    return out
+
+
 class Backend:
     """What every backend shares: ``train_slots`` on top of its ``train_combinations``."""
 

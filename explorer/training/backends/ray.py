@@ -1,10 +1,11 @@
 """The ``ray`` backend: a sweep's slots trained as chunks on a Ray cluster (or a local Ray runtime).
 
 A chunk is a block of (combination, seed) slots trained with the batched trainer,
-so every worker keeps the batched speed-up; there is one chunk per worker
-(CPUs, or GPUs where the cluster has them, from ``ray.cluster_resources()``). A
-slot's numbers depend only on its own seed, never on which slots share its stack,
-so any chunking gives the runs ``--backend local`` gives.
+so every worker keeps the batched speed-up; there is at most one chunk per worker
+(CPUs, or GPUs where the cluster has them, from ``ray.cluster_resources()``), the
+chunks as even as blocks allow (``explorer.training.backends.chunks``). A slot's
+numbers depend only on its own seed, never on which slots share its stack, so any
+chunking gives the runs ``--backend local`` gives.
 
 The dataset and the prepared tensors go into the object store once per backend
 (``ray.put``), not once per chunk, and the models come back as state dicts: the
@@ -33,7 +34,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray  # noqa: E402  (only this module imports Ray, and only when the backend is chosen)
 
 from explorer.errors import ExplorerError  # noqa: E402
-from explorer.training.backends import Backend, check_address  # noqa: E402
+from explorer.training.backends import Backend, check_address, chunks  # noqa: E402
 from explorer.training.progress import emit  # noqa: E402
 
 NAME = "ray"
@@ -71,26 +72,6 @@ def cluster() -> dict:
 def describe_cluster(info: dict) -> str:
     return (f"{info['workers']} worker{'s' * (info['workers'] != 1)}, {info['cpus']} CPU{'s' * (info['cpus'] != 1)}, "
             f"{info['gpus']} GPU{'s' * (info['gpus'] != 1)}")
-
-
-def chunks(combinations: list, seeds: list[int], workers: int) -> list[tuple[list, list[int]]]:
-    """(combinations, seeds) blocks, as few and as even as ``workers`` allow: whole seeds first (a stack
-    per seed group), then each seed's combinations split when there are fewer seeds than workers."""
-    if workers <= len(seeds):
-        return [(list(combinations), part) for part in _split(seeds, workers)]
-    per_seed = min(len(combinations), -(-workers // len(seeds)))
-    return [(part, [seed]) for seed in seeds for part in _split(combinations, per_seed)]
-
-
-def _split(items: list, n: int) -> list[list]:
-    q, r = divmod(len(items), n)
-    out, start = [], 0
-    for i in range(n):
-        end = start + q + (i < r)
-        if end > start:
-            out.append(list(items[start:end]))
-        start = end
-    return out
 
 
 def _hold_for_test() -> None:
