@@ -243,9 +243,10 @@ with st.expander("More settings"):
                             disabled=not on_ray, help="The head of `ray start --head`; empty: a local runtime.")
     keep_at_chance = st.checkbox(
         "Keep tasks at chance in Δm and the groupings", value=False, key="rel_keep_at_chance",
-        help="A task whose single-task model is not above chance (majority class, mean, or guessing at the class frequencies) normally gets no relative "
-             "gain (it would divide by noise) and stays out of Δm and the groupings. Checked, it gets a gain "
-             "relative to its raw score instead (marked in the report; its verdicts stay unclear).")
+        help="A task whose single-task model is not above chance (majority class, mean, or guessing at the "
+             "class frequencies) normally gets no relative gain (it would divide by noise) and stays out of Δm "
+             "and the groupings. Checked, it gets a gain relative to its raw score instead (marked in the "
+             "report; its verdicts stay unclear).")
 n_all = len(tasks) + (2 if with_controls and tasks else 0)
 n_combos = sum(comb(n_all, k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
 st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} size(s) = "
