@@ -46,7 +46,8 @@ def _sizes_label(fraction: float) -> str:
     return f"{fraction:.0%} ({max(2, round(fraction * POOL)):,} rows)"
 
 
-def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, TrainConfig, str]:
+def settings_form(prefix: str, methods: bool = True,
+                  chance_switch: bool = False) -> tuple[list[str], int, TrainConfig, str, bool]:
     tasks = state.task_picker(ds, f"{prefix}_tasks", "Tasks to train together",
                               help="Two or more tasks of the current dataset (change the dataset on the Data page).")
     c1, c2, c3 = st.columns(3)
@@ -86,10 +87,15 @@ def settings_form(prefix: str, methods: bool = True) -> tuple[list[str], int, Tr
         batch = e2.select_slider("Batch size", [16, 32, 64, 128, 256], value=base.batch_size, key=f"{prefix}_batch")
         patience = e3.slider("Early-stopping patience (0 = off)", 0, 10, base.patience, key=f"{prefix}_patience")
         split_seed = e4.number_input("Split seed", 0, 10_000, base.split_seed, key=f"{prefix}_split")
+        keep_at_chance = chance_switch and st.checkbox(
+            "Keep tasks at chance in Δm", value=False, key=f"{prefix}_keep_at_chance",
+            help="A task whose single-task model is not above chance (majority class, mean, or guessing at the "
+                 "class frequencies) normally gets no relative gain (it would divide by noise) and stays out of "
+                 "Δm. Checked, it gets a gain relative to its raw score instead (marked; its verdict stays unclear).")
     config = replace(base, epochs=epochs, train_size=float(size), hidden=hidden, batch_size=batch, patience=patience,
                      lr=None if lr is None else float(lr), split_seed=int(split_seed), device=device, method=method,
                      arch=arch, experts=experts)
-    return tasks, seeds, config, encoder
+    return tasks, seeds, config, encoder, keep_at_chance
 
 
 # -- Train tab ---------------------------------------------------------------------------------
@@ -100,6 +106,12 @@ def show_train_result(res: dict) -> None:
     st.caption(f"{res['dataset']} · {len(res['seeds'])} seed(s) · {cfg['epochs']} epochs at most · training size "
                f"{cfg['train_size']:g} · hidden {cfg['hidden']} · method {res['method']} · "
                f"{res.get('device', '')} · {format_seconds(res.get('seconds'))}")
+    chance = [t for t, g in gains.items() if g.get("at_chance")]
+    if chance and res.get("keep_at_chance"):
+        st.warning("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
+                   f"the class frequencies): {', '.join(chance)}. Kept in as asked: their gains are relative to "
+                   "the raw score, so they may be large and mean little; they count in Δm, and their verdicts "
+                   "stay unclear.", icon=":material/warning:")
     cols = st.columns(len(gains) + 1)
     dm = res.get("delta_m")
     cols[0].metric("Δm (mean gain over tasks)", "n/a" if dm is None else f"{dm:+.1f} %", border=True,
@@ -110,6 +122,7 @@ def show_train_result(res: dict) -> None:
         interval = "" if g.get("low") is None else f", 95 % interval [{g['low']:+.1f}, {g['high']:+.1f}] %"
         # a task at chance has no relative gain (explorer.relatedness.gains.headroom): its absolute difference
         shown = f"{g['mean']:+.1f} %" if g.get("mean") is not None else f"at chance, {g.get('diff') or 0:+.4f}"
+        shown += " (at chance)" if g.get("at_chance") and g.get("mean") is not None else ""
         col.metric(task, shown, delta=VERDICT_LONG.get(g["verdict"], g["verdict"]),
                    delta_color=colour, delta_arrow=arrow, border=True,
                    help=f"Relative change of the test score when trained together vs alone; seed std "
@@ -125,7 +138,8 @@ def show_train_result(res: dict) -> None:
         rows.append({"task": task, "metric": res["metric"].get(task, ""),
                      "alone": mean_std(res["single"].get(task) or [g.get("single_mean")]),
                      "together": mean_std(res.get("together", {}).get(task) or [g.get("multi_mean")]),
-                     "gain": f"{g['mean']:+.1f} %" if g.get("mean") is not None else "at chance",
+                     "gain": ("at chance" if g.get("mean") is None
+                              else f"{g['mean']:+.1f} %" + (" (at chance)" if g.get("at_chance") else "")),
                      "difference": None if g.get("diff") is None else round(g["diff"], 4),
                      "baseline": None if g.get("baseline") is None else round(g["baseline"], 4),
                      "95 % interval": interval,
@@ -166,15 +180,15 @@ with train_tab:
     if finished is not None:  # gains are in, and the training job kept the first seed's models
         st.session_state["train_shown"] = finished
         st.session_state["save_result"] = finished.get("saved") or {}
-    tasks, seeds, config, encoder = settings_form("train")
+    tasks, seeds, config, encoder, keep_at_chance = settings_form("train", chance_switch=True)
     running = state.job("train") is not None
     go = st.button("Train", type="primary", key="train_go", disabled=running,
                    icon=":material/play_arrow:")
     if go:
         with state.friendly_errors("starting the training"):
             # checks the tasks, settings and the run store now; nothing trains until the job runs it
-            plan = state.encoded_plan(ds, encoder, lambda data: plan_together(data, tasks, seeds, config.method,
-                                                                              config))
+            plan = state.encoded_plan(ds, encoder, lambda data: plan_together(
+                data, tasks, seeds, config.method, config, keep_at_chance=keep_at_chance))
             st.session_state.pop("train_shown", None)
             jobs.start("train", plan, "save")  # redraws with the Train button disabled and the progress showing
     jobs.show_outcome("train")
@@ -189,7 +203,7 @@ with methods_tab:
     jobs.collect("methods")
     st.markdown("Train the same tasks with several loss weighting or gradient methods (the single-task "
                 "baselines once per seed) and compare each method's gains. Can a method remove negative transfer?")
-    m_tasks, m_seeds, m_config, m_encoder = settings_form("methods", methods=False)
+    m_tasks, m_seeds, m_config, m_encoder, _ = settings_form("methods", methods=False)
     suggested = [m for m in ("ew", "uw", "pcgrad") if m in method_names()]
     picked = st.multiselect("Methods", method_names(), default=suggested,
                             key="methods_pick")

@@ -232,6 +232,30 @@ def test_train_page_zero_tasks_and_one_task_show_errors():
     assert "job_train" not in at.session_state
 
 
+def test_train_page_keep_at_chance_checkbox_reaches_the_plan_and_marks_the_result(monkeypatch):
+    import explorer.relatedness.together as together
+    real, seen = together.plan_together, []
+
+    def plan(data, tasks, seeds, method, config, **kwargs):  # the page's request, on a setting where digit is at chance
+        seen.append(kwargs["keep_at_chance"])
+        return real(data, ["digit", "even"], 2, method, TrainConfig(epochs=3, hidden=16, train_size=150),
+                    save=False, keep_at_chance=kwargs["keep_at_chance"])
+
+    monkeypatch.setattr(together, "plan_together", plan)
+    at = open_page("train", **DIGITS)
+    assert at.checkbox(key="train_keep_at_chance").value is False  # off unless the user insists
+    at.checkbox(key="train_keep_at_chance").check()
+    at.button(key="train_go").click().run()
+    wait_for_job(at, "train")
+    assert seen == [True]
+    res = at.session_state["train_shown"]
+    assert res["keep_at_chance"] is True and res["gains"]["digit"]["at_chance"]
+    assert any("Kept in as asked" in w.value and "digit" in w.value for w in at.warning)
+    table = at.dataframe[0].value
+    assert table.loc[table["task"] == "digit", "gain"].item().endswith(" (at chance)")
+    assert not table.loc[table["task"] == "even", "gain"].item().endswith(" (at chance)")
+
+
 def test_two_sessions_training_at_once_keep_their_own_results():
     sessions = {}
     for tasks in (["digit", "even"], ["even", "prime"]):

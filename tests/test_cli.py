@@ -49,6 +49,20 @@ def test_datasets_lists_tasks(capsys):
 
 
 
+def test_gains_keep_at_chance_flag_puts_the_task_at_chance_into_delta_m(capsys):
+    # a setting where digit's single-task model stays at chance (tests/test_together.py)
+    args = ["gains", "--dataset", "digits", "--tasks", "digit,even", "--seeds", "2", "--epochs", "3",
+            "--hidden", "16", "--train-size", "150", "--no-save", "--no-reuse", "--json"]
+    assert main(args) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert main(args + ["--keep-at-chance"]) == 0
+    on = json.loads(capsys.readouterr().out)
+    assert off["keep_at_chance"] is False and on["keep_at_chance"] is True
+    assert off["gains"]["digit"]["at_chance"] and off["gains"]["digit"]["mean"] is None
+    assert on["gains"]["digit"]["at_chance"] and on["gains"]["digit"]["mean"] is not None
+    assert on["delta_m"] == (on["gains"]["digit"]["mean"] + on["gains"]["even"]["mean"]) / 2
+
+
 def test_output_cut_short_by_a_pipe_is_not_a_traceback(monkeypatch):
     import io
     import os

@@ -88,6 +88,28 @@ def test_an_unwritable_store_fails_before_any_training(digits, tmp_path, monkeyp
         plan_together(digits, TASKS, method="nope", config=TINY)
 
 
+
+AT_CHANCE = TrainConfig(epochs=3, hidden=16, train_size=150)  # digit's single-task model stays at chance here
+
+
+def test_keep_at_chance_gives_a_task_at_chance_a_raw_gain_in_delta_m(digits):
+    from explorer.relatedness.gains import NOTE_AT_CHANCE, NOTE_KEPT
+    off = train_together(digits, TASKS, seeds=2, config=AT_CHANCE, save=False, reuse_store=False)
+    on = plan_together(digits, TASKS, seeds=2, config=AT_CHANCE, save=False, reuse_store=False,
+                       keep_at_chance=True).run()
+    digit, even = off.gains["digit"], off.gains["even"]
+    assert digit.at_chance and not even.at_chance and digit.note == NOTE_AT_CHANCE
+    assert np.isnan(digit.mean) and off.delta_m == pytest.approx(even.mean)  # left out of Δm by default
+    kept = on.gains["digit"]
+    assert kept.at_chance and kept.note == NOTE_KEPT and kept.verdict == "unclear"
+    assert kept.mean == pytest.approx((kept.multi_mean - kept.single_mean) / abs(kept.single_mean) * 100)
+    assert on.gains["even"].mean == pytest.approx(even.mean)  # a task above chance is untouched
+    assert on.delta_m == pytest.approx((kept.mean + even.mean) / 2)
+    assert off.to_dict()["keep_at_chance"] is False and on.to_dict()["keep_at_chance"] is True
+    digit_row = next(line for line in on.table().splitlines() if line.split()[0] == "digit")
+    assert f"{kept.mean:+.1f} (at chance)" in digit_row
+    assert "kept in Δm as asked" in on.table() and "--keep-at-chance keeps them in" in off.table()
+
 def test_gains_command_prints_a_table_and_json(capsys, monkeypatch, tmp_path):
     args = ["gains", "--dataset", "digits", "--tasks", "digit,even", "--seeds", "2", "--epochs", "1",
             "--hidden", "8", "--train-size", "300", "--lr", "0.01"]

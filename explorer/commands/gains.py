@@ -23,6 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save", action="store_true",
                    help="keep nothing in the run store (stored single-task baselines are still reused)")
     p.add_argument("--no-reuse", action="store_true", help="train every single-task baseline, even when stored")
+    p.add_argument("--keep-at-chance", action="store_true",
+                   help="give tasks whose single-task model is at chance a gain relative to their raw score, so "
+                        "they count in Δm (marked; their verdicts stay unclear). Default: such tasks show only "
+                        "the absolute difference and stay out of Δm")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     add_data_arguments(p)
     add_train_arguments(p)
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with ProgressBar(f"gains {'+'.join(tasks)}") as bar:
         result = train_together(dataset, tasks, args.seeds, args.method, config, progress=bar,
-                                save=not args.no_save, reuse_store=not args.no_reuse)
+                                save=not args.no_save, reuse_store=not args.no_reuse,
+                                keep_at_chance=args.keep_at_chance)
     if args.json:
         print_json(result.to_dict())
     else:

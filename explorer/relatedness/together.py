@@ -13,6 +13,10 @@ the same data, task, split, settings and seed (``reuse_store``). With ``save`` t
 first seed's models (together, and each task alone) are kept in the run store, a
 stored run with the same key standing in for a duplicate. The Train page and
 ``python -m explorer gains`` are both one call of this function.
+
+A task whose single-task model is not above chance gets no relative gain and stays out of Δm;
+``keep_at_chance`` (the sweep's switch) gives it a gain relative to its raw score instead, still
+marked ``at_chance``, its verdict unclear.
 """
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ class TogetherResult:
     history: dict[str, list[dict]] = field(default_factory=dict)  # combo key -> first seed's losses per epoch
     device: str = ""
     seconds: float = 0.0
+    keep_at_chance: bool = False  # tasks at chance got a gain relative to their raw score, and count in Δm
 
     def __post_init__(self) -> None:
         # Not in to_dict (plain attributes): the single-task runs, which a later call takes as ``singles``.
@@ -77,7 +82,8 @@ class TogetherResult:
                 "gains": {t: g.to_dict() for t, g in self.gains.items()},
                 "delta_m": finite(self.delta_m), "delta_m_std": finite(self.delta_m_std),
                 "saved": self.saved, "reused": self.reused, "trained": self.trained,
-                "best_epochs": self.best_epochs, "history": self.history, "device": self.device, "seconds": round(self.seconds, 2)}
+                "best_epochs": self.best_epochs, "history": self.history, "device": self.device,
+                "seconds": round(self.seconds, 2), "keep_at_chance": self.keep_at_chance}
 
     def table(self) -> str:
         """Per-task scores alone and together, the gain with its interval and the verdict, as plain text."""
@@ -88,7 +94,10 @@ class TogetherResult:
             if g is None:  # no test labels for this task: nothing to compare
                 rows.append((t, self.metric.get(t, ""), "n/a", "n/a", "n/a", "", "no test scores"))
                 continue
-            gain = "at chance" if g.at_chance else f"{g.mean:+.1f}"
+            if g.at_chance:  # kept in (keep_at_chance): a gain relative to the raw score, marked
+                gain = "at chance" if math.isnan(g.mean) else f"{g.mean:+.1f} (at chance)"
+            else:
+                gain = f"{g.mean:+.1f}"
             interval = "" if math.isnan(g.low) else f"[{g.low:+.1f}, {g.high:+.1f}]"
             rows.append((t, self.metric[t], mean_std(self.single[t]), mean_std(self.together[t]), gain,
                          interval, g.verdict))
@@ -96,6 +105,13 @@ class TogetherResult:
         lines = [f"{self.dataset}: {' + '.join(self.tasks)} together ({self.method}) vs each alone (ew), "
                  f"{n} seed{'s' * (n > 1)}"]
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+        chance = [t for t in self.tasks if self.gains.get(t) is not None and self.gains[t].at_chance]
+        if chance:
+            lines.append(f"At chance (single-task model not above the majority class, the mean, or guessing at the "
+                         f"class frequencies): {', '.join(chance)}; "
+                         + ("kept in Δm as asked, with a gain relative to the raw score and an unclear verdict."
+                            if self.keep_at_chance else "no relative gain and left out of Δm "
+                            "(--keep-at-chance keeps them in)."))
         spread = "" if math.isnan(self.delta_m_std) else f" ± {self.delta_m_std:.1f}"
         lines.append("Δm (mean gain over the tasks): " +
                      ("n/a" if math.isnan(self.delta_m) else f"{self.delta_m:+.1f} %{spread}"))
@@ -136,6 +152,7 @@ class TogetherPlan:
     combo_mode: str            # the trainer's mode for the combination, and for the single-task baselines
     single_mode: str
     device: str
+    keep_at_chance: bool = False
 
     def run(self, progress: Progress | None = None, *, singles: list[ComboRun] | None = None,
             prepared: Prepared | None = None) -> TogetherResult:
@@ -144,7 +161,7 @@ class TogetherPlan:
 
 def plan_together(dataset: Dataset, tasks: list[str], seeds: int = 3, method: str = "ew",
                   config: TrainConfig | None = None, *, store: Path | str | None = None, save: bool = True,
-                  reuse_store: bool = True, mode: str = "auto") -> TogetherPlan:
+                  reuse_store: bool = True, mode: str = "auto", keep_at_chance: bool = False) -> TogetherPlan:
     """Check everything ``train_together`` needs, train nothing: the one validation of this use case.
 
     Bad tasks, seeds, method, settings or device, or (with ``save``) a run store that cannot take the
@@ -166,23 +183,25 @@ def plan_together(dataset: Dataset, tasks: list[str], seeds: int = 3, method: st
     if save:
         check_store_writable(store)  # the models are saved when training ends: refuse now, not then
     return TogetherPlan(dataset, tasks, [config.seed + i for i in range(seeds)], method, config, store, save,
-                        reuse_store, combo_mode, single_mode, device)
+                        reuse_store, combo_mode, single_mode, device, bool(keep_at_chance))
 
 
 def train_together(dataset: Dataset, tasks: list[str], seeds: int = 3, method: str = "ew",
                    config: TrainConfig | None = None, *, progress: Progress | None = None,
                    store: Path | str | None = None, save: bool = True, reuse_store: bool = True,
-                   mode: str = "auto") -> TogetherResult:
+                   mode: str = "auto", keep_at_chance: bool = False) -> TogetherResult:
     """Train ``tasks`` together with ``method`` and each alone, with seeds ``config.seed + i`` (i < ``seeds``).
 
     ``store`` (default: ``$EXPLORER_HOME``) is where baselines are looked up (``reuse_store``) and, with
     ``save``, where the first seed's models are kept; it is checked writable before any training. ``mode``
     is the trainer's (``explorer.training.batched.MODE_CHOICES``; auto batches the equal-weight models,
     sequential records the task weights per step). ``progress`` gets ``ProgressEvent``s (phase "together");
-    returning False cancels. ``plan_together(...).run(progress)`` is the same in two steps (check, then train).
+    returning False cancels. ``keep_at_chance`` gives a task at chance a gain relative to its raw score
+    (``explorer.relatedness.gains.gain_stats``), so it counts in Δm. ``plan_together(...).run(progress)`` is
+    the same in two steps (check, then train).
     """
     return plan_together(dataset, tasks, seeds, method, config, store=store, save=save, reuse_store=reuse_store,
-                         mode=mode).run(progress)
+                         mode=mode, keep_at_chance=keep_at_chance).run(progress)
 
 
 def _run(plan: TogetherPlan, progress: Progress | None, singles: list[ComboRun] | None,
@@ -231,15 +250,16 @@ def _run(plan: TogetherPlan, progress: Progress | None, singles: list[ComboRun] 
 
     baselines = baseline_scores(prepared)
     key = combo_key(together)
-    transfer = transfer_from_runs(runs, tasks, baselines=baselines, truth=test_truth(prepared))
+    keep = plan.keep_at_chance
+    transfer = transfer_from_runs(runs, tasks, baselines=baselines, truth=test_truth(prepared), keep_at_chance=keep)
     gains = transfer.gains.get(key, {})
     single = {t: transfer.scores.get(combo_key((t,)), {}).get(t, []) for t in tasks}
     multi = transfer.scores.get(key, {})
     mine = sorted((r for r in runs if r.tasks == together), key=lambda r: r.seed)
     alone = [r for r in runs if len(r.tasks) == 1]
     # Δm of each seed's model against all the single-task seeds: the same gains, one multi-task seed at a time
-    per_seed = [transfer_from_runs([r] + alone, tasks, baselines=baselines).delta_m.get(key, float("nan"))
-                for r in mine]
+    per_seed = [transfer_from_runs([r] + alone, tasks, baselines=baselines, keep_at_chance=keep).delta_m.get(
+                key, float("nan")) for r in mine]
     per_seed = [v for v in per_seed if np.isfinite(v)]
     result = TogetherResult(
         dataset.name, list(tasks), method, seed_list, transfer.metric,
@@ -249,7 +269,7 @@ def _run(plan: TogetherPlan, progress: Progress | None, singles: list[ComboRun] 
         reused={t: [have[((t,), s)].run_id for s in seed_list
                     if ((t,), s) in have and have[((t,), s)].run_id is not None] for t in tasks},
         trained=trained, weight_trace=[r.weight_trace for r in mine], best_epochs=[r.best_epoch for r in mine],
-        device=device)
+        device=device, keep_at_chance=keep)
     result.reused = {t: ids for t, ids in result.reused.items() if ids}
     result.history = {combo_key(r.tasks): r.history for r in runs if r.seed == seed_list[0]}
     result.single_runs = sorted((r for r in runs if len(r.tasks) == 1), key=lambda r: (r.seed, r.tasks))
