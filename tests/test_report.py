@@ -105,3 +105,56 @@ def test_html_escapes_names_and_handles_missing_parts(report):
     page = render_html(d)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "Gain against training-set size" not in page and "Cheap estimates" not in page
+
+
+def chance_trainer(dataset, combinations, config, seeds, mode="batched", progress=None, prepared=None):
+    """digit stays below its chance level (about 0.1 macro-F1 on ten classes), a little higher with a partner."""
+    runs = []
+    for k, seed in enumerate(seeds):
+        for combo in combinations:
+            metrics = {t: {"primary": "macro_f1", "n": 50,
+                           "macro_f1": (0.05 + 0.01 * (len(combo) > 1) if t == "digit" else 0.6) + NOISE[k % 3]}
+                       for t in combo}
+            runs.append(ComboRun(tuple(combo), seed, metrics, 1, []))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def chance_reports():
+    """The same sweep with digit at chance: left out (the default), and kept in."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sweep, "train_combinations", chance_trainer)
+        data = load_dataset("digits")
+        return (run_sweep(data, TASKS, seeds=3, affinity=False),
+                run_sweep(data, TASKS, seeds=3, affinity=False, keep_at_chance=True))
+
+
+def _pair_cells(page: str) -> dict[tuple[str, str], str]:
+    """(task, partner) -> the gain cell of the report's "every pair" table."""
+    rows = re.findall(r'<tr><td>(\w+)</td><td>(\w+)</td><td class="num">(.*?)</td>', page)
+    return {(a, b): cell for a, b, cell in rows if b in TASKS}
+
+
+def test_html_names_the_tasks_at_chance_and_marks_the_kept_ones(chance_reports):
+    off, on = chance_reports
+    assert off.at_chance == on.at_chance == ["digit"] and on.keep_at_chance
+    level = on.gain(["digit", "even"], "digit")["baseline"]
+    page_off, page_on = render_html(off), render_html(on)
+    for page in (page_off, page_on):  # which task, against which level, computed how
+        box = re.search(r'<div class="box chance">(.*?)</div>', page, re.S).group(1)
+        assert "digit" in box and f"{level:.3f}" in box and "even" not in box
+        assert "majority class" in box and "guessing at the class frequencies" in box
+    cells_off, cells_on = _pair_cells(page_off), _pair_cells(page_on)
+    # kept in: each of digit's gains carries the dagger the box explains; a task above chance carries none
+    assert "Kept in as asked" in page_on and "relative to the raw score" in page_on
+    d, e = on.tasks.index("digit"), on.tasks.index("even")
+    assert cells_on[("digit", "even")].startswith(f"{on.pair_gain[d][e]:+.1f}<span class=\"kept\"")
+    assert "†" in cells_on[("digit", "ge5")]
+    assert not any("†" in c for (a, _), c in cells_on.items() if a != "digit")
+    assert "†" in plots.transfer_heatmap(on).data[0].text[d][e]
+    assert "†" not in plots.transfer_heatmap(on).data[0].text[e][d]
+    assert re.search(r"<td>digit</td><td>macro_f1</td>.*?\(at chance\)<span class=\"kept\"", page_on)
+    # left out (the default): no relative gain, no dagger; its pairs are still listed, with the difference
+    assert "†" not in page_off and "Kept in as asked" not in page_off and "no relative gain" in page_off
+    assert cells_off[("digit", "even")].startswith("at chance, Δ +0.01")
+    assert re.search(r"<td>tasks at chance</td><td>digit</td>", page_off)

@@ -77,7 +77,8 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
 
     Cells whose 95 % interval lies below 0 (negative transfer) get a black
     square border and ▼; cells clear of the noise on the positive side get ▲.
-    The hover gives mean ± seed std, the interval and the number of seeds.
+    The hover gives mean ± seed std, the interval and the number of seeds. A task at chance shows
+    "chance" and the absolute difference, or, kept in (``keep_at_chance``), its gain marked †.
     """
     tasks = list(_get(report, "tasks"))
     gain, std = _get(report, "pair_gain"), _get(report, "pair_gain_std")
@@ -85,6 +86,8 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
     n_seeds = len(_get(report, "seeds") or [])
     arrows = {"negative": " ▼", "positive": " ▲"}
     pair_q, pair_seeds, pair_mde = (_get(report, k) or [] for k in ("pair_q", "pair_seeds", "pair_mde"))
+    # tasks at chance kept in by the user: a gain relative to the raw score, marked †
+    kept = set(_get(report, "at_chance") or []) if _get(report, "keep_at_chance") else set()
 
     def cell(matrix, i, j):
         return matrix[i][j] if i < len(matrix) and j < len(matrix[i]) else None
@@ -115,9 +118,12 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
             lo_hi = interval[i][j] if i < len(interval) and interval[i][j] else None
             span = ("n/a (needs 2+ seeds)" if not lo_hi or lo_hi[0] is None
                     else f"[{lo_hi[0]:+.1f}, {lo_hi[1]:+.1f}] %")
-            text[i].append(f"{v:+.1f}{arrows.get(ver, '')}")
+            mark = "†" if a in kept else ""
+            text[i].append(f"{v:+.1f}{mark}{arrows.get(ver, '')}")
             n_here = cell(pair_seeds, i, j) or n_seeds
-            hover[i].append(f"<b>{a}</b> trained with <b>{b}</b><br>gain {v:+.1f} % ± {_num(std[i][j]):.1f} "
+            hover[i].append(f"<b>{a}</b> trained with <b>{b}</b>"
+                            + ("<br>† at chance, kept in: relative to the raw score" if mark else "")
+                            + f"<br>gain {v:+.1f} % ± {_num(std[i][j]):.1f} "
                             f"(seed std, n = {n_here} seeds)<br>95 % interval {span}<br>"
                             f"q-value {_fmt(cell(pair_q, i, j), '.3f', '')} · detectable from "
                             f"{_fmt(cell(pair_mde, i, j), '.1f')}<br>"

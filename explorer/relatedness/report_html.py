@@ -27,6 +27,7 @@ th { background: #f4f5f7; } td.num { text-align: right; font-variant-numeric: ta
 .positive { color: #1a7a3f; font-weight: 600; } .negative { color: #c0271e; font-weight: 600; }
 .unclear { color: #666; } .note { color: #555; font-size: 0.95em; }
 .box { background: #f7f8fa; border-left: 4px solid #3b6fb6; padding: 0.6em 1em; margin: 1em 0; }
+.box.chance { border-left-color: #c98a00; } .kept { color: #9a6700; font-weight: 600; }
 """
 
 HOW_TO_READ = """
@@ -78,6 +79,44 @@ def _verdict(v: str | None) -> str:
     return f'<span class="{_e(v)}">{_e(v)}</span>' if v else "–"
 
 
+KEPT_MARK = '<span class="kept" title="at chance, kept in: relative to the raw score">†</span>'
+
+
+def _chance_levels(r: SweepReport) -> dict[str, float]:
+    """Each task's chance-level score, as its gain records carry it (``explorer.training.metrics.chance_score``)."""
+    levels: dict[str, float] = {}
+    for per_task in r.gains.values():
+        for t, g in per_task.items():
+            if g.get("baseline") is not None:
+                levels.setdefault(t, g["baseline"])
+    return levels
+
+
+def _kept(r: SweepReport, task: str) -> str:
+    """The mark of a gain relative to the raw score: a task at chance that the user kept in."""
+    return KEPT_MARK if r.keep_at_chance and task in r.at_chance else ""
+
+
+def _chance_box(r: SweepReport) -> str:
+    """Which tasks are at chance, against which level, and what that did to their gains."""
+    if not r.at_chance:
+        return ""
+    levels = _chance_levels(r)
+    named = "; ".join(f"<b>{_e(t)}</b> ({_e(r.metric.get(t, 'score'))} {_num(r.single.get(t, {}).get('mean'), '.3f')} "
+                      f"alone, chance level {_num(levels.get(t), '.3f')})" for t in r.at_chance)
+    if r.keep_at_chance:
+        then = (f"{KEPT_MARK} Kept in as asked (<code>keep_at_chance</code>): their gains, marked †, are relative "
+                "to the raw score, not to the headroom above chance, so they may be large and mean little; they "
+                "count in Δm and the groupings, and their verdicts stay unclear.")
+    else:
+        then = ("They get no relative gain (it would divide by noise): their cells show the absolute difference, "
+                "and they stay out of Δm and the groupings.")
+    return ('<div class="box chance"><p><b>At chance.</b> These single-task models are not above their task\'s '
+            f"chance level: {named}. The chance level is what a predictor that ignores the input scores on the test "
+            "rows: the better of the majority class (for a regression, the mean) and guessing at the class "
+            f"frequencies. {then}</p></div>")
+
+
 def _figure(fig: go.Figure) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True})
 
@@ -94,11 +133,17 @@ def _pairs_table(r: SweepReport) -> str:
     for i, a in enumerate(r.tasks):
         for j, b in enumerate(r.tasks):
             v = r.pair_gain[i][j]
-            if i == j or v is None:
+            if i == j:
+                continue
+            if v is None:  # at chance (not kept in): the absolute difference, listed last
+                rec = r.gain([a, b], a)
+                if rec is not None and rec.get("at_chance"):
+                    rows.append((float("inf"), [_e(a), _e(b), f"at chance, Δ {_num(rec.get('diff'), '+.4f')}",
+                                                "–", "–", _verdict(rec.get("verdict"))]))
                 continue
             span = r.pair_interval[i][j] if r.pair_interval else None
             interval = "n/a" if not span or span[0] is None else f"[{span[0]:+.1f}, {span[1]:+.1f}]"
-            rows.append((v, [_e(a), _e(b), _num(v), _num(r.pair_gain_std[i][j], ".1f"), interval,
+            rows.append((v, [_e(a), _e(b), _num(v) + _kept(r, a), _num(r.pair_gain_std[i][j], ".1f"), interval,
                              _verdict(r.pair_verdict[i][j])]))
     rows.sort(key=lambda p: p[0])
     return _table(["task", "trained with", "gain %", "seed std", "95 % interval", "verdict"],
@@ -107,12 +152,14 @@ def _pairs_table(r: SweepReport) -> str:
 
 def _single_table(r: SweepReport) -> str:
     rows = []
+    levels = _chance_levels(r)
     for t in r.tasks:
         s = r.single.get(t, {})
         scores = ", ".join(f"{x:.3f}" for x in s.get("scores", []) if x is not None)
+        level = _num(levels.get(t), ".3f") + (" (at chance)" + _kept(r, t) if t in r.at_chance else "")
         rows.append([_e(t), _e(r.metric.get(t, "")), _num(s.get("mean"), ".3f"), _num(s.get("std"), ".3f"),
-                     _e(scores)])
-    return _table(["task", "metric", "mean", "std", "per seed"], rows, numeric={2, 3})
+                     level, _e(scores)])
+    return _table(["task", "metric", "mean", "std", "chance level", "per seed"], rows, numeric={2, 3})
 
 
 def _proxy_table(r: SweepReport) -> str:
@@ -135,7 +182,7 @@ def _groupings_table(r: SweepReport) -> str:
     rows = []
     for k, g in sorted(r.groupings.items(), key=lambda kv: int(kv[0])):
         groups = " | ".join(" + ".join(_e(t) for t in grp) for grp in g["groups"])
-        per = ", ".join(f"{_e(t)} {v:+.1f} % ({_e(g.get('source', {}).get(t, ''))})"
+        per = ", ".join(f"{_e(t)} {v:+.1f} %{_kept(r, t)} ({_e(g.get('source', {}).get(t, ''))})"
                         for t, v in g["per_task"].items())
         rows.append([_e(k), groups, _num(g["score"]), _num(g.get("mean_gain")), per])
     return _table(["models (k)", "best grouping", "summed gain %", "mean gain %", "expected gain per task"],
@@ -146,7 +193,7 @@ def _higher_order_table(r: SweepReport) -> str:
     rows = []
     for key, per_task in r.higher_order.items():
         for t, v in per_task.items():
-            rows.append([_e(key), _e(t), _num(v.get("trained")), _num(v.get("trained_std"), ".1f"),
+            rows.append([_e(key), _e(t), _num(v.get("trained")) + _kept(r, t), _num(v.get("trained_std"), ".1f"),
                          _num(v.get("estimate")), _verdict(v.get("verdict"))])
     return _table(["group", "task", "trained gain %", "seed std", "estimate from pairs %", "verdict"],
                   rows, numeric={2, 3, 4})
@@ -157,6 +204,8 @@ def _settings_table(r: SweepReport) -> str:
             ["tasks", _e(", ".join(r.tasks))], ["combinations trained", str(len(r.combinations))],
             ["seeds", _e(", ".join(map(str, r.seeds)))], ["mode", _e(r.mode)], ["device", _e(r.device)],
             ["training rows", str(r.train_rows)],
+            ["tasks at chance", _e(", ".join(r.at_chance) or "none")],
+            ["keep_at_chance", "yes: gains relative to the raw score" if r.keep_at_chance else "no"],
             ["split sizes", _e(", ".join(f"{k} {v}" for k, v in r.split_sizes.items()))],
             ["wall time", f"{r.seconds:.1f} s"]]
     rows += [[_e(k), _e(v)] for k, v in r.config.items()]
@@ -170,7 +219,7 @@ def render_html(report: SweepReport | dict) -> str:
     parts = [f"<h1>{_e(title)}</h1>",
              f'<p class="note">{len(r.combinations)} models × {len(r.seeds)} seeds, {_e(r.mode)} mode on '
              f"{_e(r.device)}, {r.seconds:.0f} s. Gains are against single-task models on the same split.</p>",
-             "<h2>How to read this report</h2>", HOW_TO_READ]
+             _chance_box(r), "<h2>How to read this report</h2>", HOW_TO_READ]
     has_pairs = any(v is not None for row in r.pair_gain for v in row)
     if has_pairs:
         parts += ["<h2>Transfer matrix</h2>", _figure(plots.transfer_heatmap(r)),
@@ -203,13 +252,15 @@ def render_html(report: SweepReport | dict) -> str:
                      f'with {r.affinity.get("lookahead_optimiser", "SGD")} at learning rate '
                      f'{r.affinity.get("lookahead_lr")}.</p>')
     if r.groupings:
+        left_out = ("Controls are left out (tasks at chance are kept in, as asked)" if r.keep_at_chance
+                    else "Controls and tasks at chance are left out")
         parts += ["<h2>Task groupings</h2>",
                   "<p>For a budget of k models, at most k groups with the largest summed gain; groups may overlap "
-                  "(Standley et al., TAG): each task is served by the best chosen group that contains it. Controls "
-                  "and tasks at chance are left out. A task's expected gain in a group is its trained gain "
-                  "there when that group was trained (<i>trained</i>), else the mean of its pair gains with the "
-                  "other members (<i>estimate</i>), and 0 when it is alone (<i>single</i>). These are mean gains: "
-                  "check the verdicts above before relying on a small difference.</p>", _groupings_table(r)]
+                  "(Standley et al., TAG): each task is served by the best chosen group that contains it. "
+                  f"{left_out}. A task's expected gain in a group is its trained gain there when that group was "
+                  "trained (<i>trained</i>), else the mean of its pair gains with the other members "
+                  "(<i>estimate</i>), and 0 when it is alone (<i>single</i>). These are mean gains: check the "
+                  "verdicts above before relying on a small difference.</p>", _groupings_table(r)]
     if r.by_fraction:
         parts += ["<h2>Gain against training-set size</h2>",
                   "<p>The pairwise sweep repeated on nested training subsets, with the same validation and test "
