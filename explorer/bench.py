@@ -242,9 +242,6 @@ def load_slowdown(dataset: Dataset, n_tasks: int = 6, epochs: int = 3, seeds: in
     """
     from explorer.relatedness.sweep import run_sweep
 
-    if isinstance(fixed_seeds, bool) or not isinstance(fixed_seeds, int) or fixed_seeds <= start_seeds:
-        raise ExplorerError(f"--fixed-seeds must be a whole number above {start_seeds} (the adaptive arm starts from "
-                            f"{start_seeds} seeds), got {fixed_seeds!r}.")
     tasks = list(dataset.tasks)[:n_tasks]
     if len(tasks) < 2 or len(tasks) < n_tasks:
         raise ExplorerError(f"--tasks must be between 2 and {len(dataset.tasks)} for '{dataset.name}', got {n_tasks}.")

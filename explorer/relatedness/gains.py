@@ -149,7 +149,11 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
                 else len(m) + len(s) - 2
         row = max(row_var, 0.0)
         if row > 0 and var + row > 0:  # Welch–Satterthwaite: a well-measured row part adds degrees of freedom
-            df = (var + row) ** 2 / ((var ** 2 / df if var > 0 else 0.0) + row ** 2 / ROW_DF)
+            # ... computed with the seed variance at its upper 95 % bound: with 2–4 seed degrees of freedom a
+            # seed variance that came out small by luck would otherwise claim many degrees of freedom
+            # exactly when the interval is already too narrow (a null matrix then found 9 % false verdicts)
+            upper = var * df / special.chdtri(df, 0.95) if var > 0 else 0.0
+            df = (upper + row) ** 2 / (upper ** 2 / df + row ** 2 / ROW_DF)
         # Rounding to the resolution adds variance res²/12 to each side's score, however steady the seeds.
         se = math.sqrt(max(var + row, resolution ** 2 / 6))
         if se == 0:
