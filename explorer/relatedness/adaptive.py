@@ -21,10 +21,11 @@ records how many seeds it got and why it stopped.
 
 Why the error rate holds: a cell resolved at the ordinary rate keeps getting
 seeds (stopping the moment a noisy cell first crosses the line is the optional
-stopping that inflates false findings); only the stops above can end it early,
-and none of them can turn into a finding except the strict early boundary.
-``tests/test_adaptive.py`` checks this on simulated matrices where every true
-gain is 0.
+stopping that inflates false findings). Of the early stops only the strict
+boundary ends a cell on a finding; futile and negligible cells were unclear
+when they stopped, and enter the final correction over the matrix with the data
+they had. ``tests/test_adaptive.py`` checks the rate on simulated matrices where
+every true gain is 0 (and that stopping at the first verdict fails that check).
 """
 from __future__ import annotations
 
