@@ -158,3 +158,11 @@ def test_html_names_the_tasks_at_chance_and_marks_the_kept_ones(chance_reports):
     assert "†" not in page_off and "Kept in as asked" not in page_off and "no relative gain" in page_off
     assert cells_off[("digit", "even")].startswith("at chance, Δ +0.01")
     assert re.search(r"<td>tasks at chance</td><td>digit</td>", page_off)
+
+
+def test_heatmap_hover_says_why_a_cell_got_no_more_seeds(report):
+    from explorer.relatedness.adaptive import FUTILE
+    d = report.to_dict()
+    d["pair_stop"] = [[None, FUTILE, None], [None, None, None], [None, None, None]]
+    hover = plots.transfer_heatmap(d).data[0].hovertext
+    assert f"seeds stopped: {FUTILE}" in hover[0][1] and "seeds stopped" not in hover[1][0]

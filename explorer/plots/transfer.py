@@ -85,7 +85,8 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
     verdict, interval = _get(report, "pair_verdict"), _get(report, "pair_interval") or []
     n_seeds = len(_get(report, "seeds") or [])
     arrows = {"negative": " ▼", "positive": " ▲"}
-    pair_q, pair_seeds, pair_mde = (_get(report, k) or [] for k in ("pair_q", "pair_seeds", "pair_mde"))
+    pair_q, pair_seeds, pair_mde, pair_stop = (_get(report, k) or []
+                                               for k in ("pair_q", "pair_seeds", "pair_mde", "pair_stop"))
     # tasks at chance kept in by the user: a gain relative to the raw score, marked †
     kept = set(_get(report, "at_chance") or []) if _get(report, "keep_at_chance") else set()
 
@@ -127,7 +128,8 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
                             f"(seed std, n = {n_here} seeds)<br>95 % interval {span}<br>"
                             f"q-value {_fmt(cell(pair_q, i, j), '.3f', '')} · detectable from "
                             f"{_fmt(cell(pair_mde, i, j), '.1f')}<br>"
-                            f"verdict: {VERDICT_WORDS.get(ver, ver)}")
+                            + (f"seeds stopped: {cell(pair_stop, i, j)}<br>" if cell(pair_stop, i, j) else "")
+                            + f"verdict: {VERDICT_WORDS.get(ver, ver)}")
     fig = _heatmap(tasks, gain, text=text, hover=hover, colorbar_title="gain %")
     size = CELL_SIZE
     for ver, style in MARK.items():

@@ -14,7 +14,6 @@ diagonal is ``None``: a task is not its own partner.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
