@@ -166,3 +166,6 @@ def test_heatmap_hover_says_why_a_cell_got_no_more_seeds(report):
     d["pair_stop"] = [[None, FUTILE, None], [None, None, None], [None, None, None]]
     hover = plots.transfer_heatmap(d).data[0].hovertext
     assert f"seeds stopped: {FUTILE}" in hover[0][1] and "seeds stopped" not in hover[1][0]
+    page = render_html(d)  # the report's pairs table says it too, beside each cell's seeds and q-value
+    row = next(r for r in page.split("<tr>") if r.startswith("<td>digit</td><td>even</td>"))
+    assert FUTILE in row and ">3<" in row and f"{report.pair_q[0][1]:.3f}" in row
