@@ -17,7 +17,7 @@ from explorer.jobs import Job, format_seconds
 from explorer.plots import transfer as tplots
 from explorer.relatedness.controls import untrustworthy
 from explorer.relatedness.report_html import render_html
-from explorer.relatedness.adaptive import EFFECT
+from explorer.relatedness.adaptive import EFFECT, describe as describe_adaptive
 from explorer.relatedness.by_arch import run_arch_sweep
 from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report
 from models.architectures import describe as describe_archs
@@ -124,6 +124,8 @@ def show_report(rep: dict) -> None:
     st.caption(f"{n_models} models ({len(rep.get('combinations', []))} combinations × {len(rep.get('seeds', []))} "
                f"seeds) · training rows {rep.get('train_rows', '?'):,} · mode {rep.get('mode', '')} · "
                f"{rep.get('device', '')} · {format_seconds(rep.get('seconds'))}")
+    if rep.get("adaptive"):  # hover a cell of the matrix for its seeds and why they stopped
+        st.caption(describe_adaptive(rep["adaptive"]).capitalize() + ".")
     if rep.get("controls"):
         bad = untrustworthy(rep)
         if bad:

@@ -391,6 +391,21 @@ def test_relatedness_bad_input_shows_errors():
         assert any(f"{name}.json" in e and ("not a sweep report" in e or "nested" in e) for e in errors(at)), name
 
 
+def test_relatedness_page_says_what_the_adaptive_rounds_did(tmp_path):
+    from explorer.datasets import load_dataset
+    from explorer.relatedness.sweep import run_sweep, save_report
+
+    rep = run_sweep(load_dataset("digits"), ["digit", "even"], seeds=2, max_seeds=4, affinity=False,
+                    config=TrainConfig(epochs=1, hidden=16, train_size=200))
+    blob = save_report(rep, tmp_path / "r.json").read_bytes()
+    at = open_page("relatedness", **DIGITS)
+    at.file_uploader(key="rel_upload").set_value(("r.json", blob, "application/json")).run()
+    at.button(key="rel_show_upload").click().run()
+    assert_clean(at)
+    said = [c.value for c in at.caption if c.value.startswith("Adaptive seeds")]
+    assert said and f"{rep.adaptive['models']} extra models" in said[0] and "up to 4 seeds" in said[0]
+
+
 # -- Explain -----------------------------------------------------------------------------------
 def test_explain_page_without_models_points_to_train():
     at = open_page("explain", **DIGITS)

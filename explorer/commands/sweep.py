@@ -9,7 +9,7 @@ from explorer.commands._common import (ProgressBar, add_data_arguments, add_trai
 from explorer.errors import ExplorerError
 from explorer.training.backends import check_backend, names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
-from explorer.relatedness.adaptive import EFFECT
+from explorer.relatedness.adaptive import EFFECT, describe as describe_adaptive
 from explorer.relatedness.by_arch import check_archs, run_arch_sweep
 from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, SweepReport,
                                         save_report)
@@ -126,14 +126,7 @@ def summary(report: SweepReport) -> str:
             groups = " | ".join("+".join(grp) for grp in g["groups"])
             lines.append(f"best grouping into {k} model(s): {groups} (mean gain {g['mean_gain']:+.1f} %)")
     if report.adaptive:
-        a = report.adaptive
-        reasons: dict[str, int] = {}
-        for per in a.get("stop", {}).values():
-            for r in per.values():
-                reasons[r] = reasons.get(r, 0) + 1
-        lines.append(f"adaptive seeds (effect that matters ±{a['effect']:g} %, up to {a['max_seeds']} seeds): "
-                     f"{a['models']} extra models in {a['rounds']} round(s); cells: "
-                     + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
+        lines.append(describe_adaptive(report.adaptive))
     if len(report.by_arch) > 1:
         lines.append("by architecture (mean Δm over the combinations, cells resolved at the FDR, seconds):")
         for arch, e in report.by_arch.items():

@@ -202,6 +202,17 @@ def _plan(grow: list[str], seeds: dict[tuple[str, ...], set[int]], budget: Budge
     return plan
 
 
+def describe(record: dict) -> str:
+    """One line on what the adaptive rounds did: extra models, rounds, and how many cells stopped why."""
+    reasons: dict[str, int] = {}
+    for per in record.get("stop", {}).values():
+        for reason in per.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return (f"adaptive seeds (effect that matters ±{record['effect']:g} %, up to {record['max_seeds']} seeds): "
+            f"{record['models']} extra models in {record['rounds']} round(s); cells: "
+            + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())))
+
+
 def stop_matrix(tasks: Sequence[str], stop: dict[str, dict[str, str]]) -> list[list[str | None]]:
     """The stop reasons as a matrix in the report's orientation (row = task, column = partner)."""
     n = len(tasks)
