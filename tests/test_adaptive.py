@@ -17,7 +17,7 @@ EFFECT = {("a", "b"): 0.40, ("b", "a"): 0.32, ("a", "c"): 0.015, ("c", "a"): 0.0
 def make_train(noise=0.02):
     calls = []
 
-    def train(combos, seeds):
+    def train(combos, seeds, progress=None):
         calls.append((list(combos), list(seeds)))
         runs = []
         for seed in seeds:
@@ -111,7 +111,7 @@ NULL_TASKS = list("abcdef")
 
 def null_train(rep, scale):
     """Every true gain 0; a seed's models share part of their noise; tasks differ in how noisy they are."""
-    def train(combos, seeds):
+    def train(combos, seeds, progress=None):
         runs = []
         for seed in seeds:
             shared = np.random.default_rng([rep, seed]).normal(0, 0.01)

@@ -377,3 +377,17 @@ def test_surrogate_trains_random_subsets_and_counts_them_in_the_progress(fake, d
         with pytest.raises(ExplorerError, match="surrogate_subsets"):
             run_sweep(digits, tasks, seeds=2, surrogate_subsets=bad)
     assert fake.calls == []  # refused before any training
+
+
+def test_adaptive_rounds_have_their_share_of_the_progress_bar(digits):
+    """The rounds run between the first seeds and the estimates: the bar moves forward through them and
+    never back (it had jumped to full for the rounds, then back for the estimate phases)."""
+    events = []
+    r = run_sweep(digits, ["digit", "even", "ge5"], seeds=2, max_seeds=6, config=TINY, progress=events.append)
+    dones = [e.done for e in events]
+    assert dones == sorted(dones) and dones[-1] == pytest.approx(events[-1].total)
+    phases = [p["phase"] for p in r.phase_seconds]
+    assert phases[-3:] == ["adaptive seeds", "surrogate subsets", "affinity"] or \
+        phases[-2:] == ["adaptive seeds", "affinity"]
+    assert sum(p["progress_share"] for p in r.phase_seconds) == pytest.approx(1.0)
+    assert r.adaptive["rounds"] >= 1 and any(e.phase == "adaptive seeds" and "round 1" in e.message for e in events)

@@ -39,6 +39,7 @@ from scipy import special
 from explorer.errors import ExplorerError
 from explorer.relatedness.gains import Gain
 from explorer.relatedness.transfer import Transfer, combo_tasks
+from explorer.training.progress import Progress, within
 
 EFFECT = 2.0  # percent: the gain that matters unless the user says otherwise
 EARLY_P = 0.001        # a resolved cell stops early only at this p-value (Haybittle–Peto boundary)
@@ -119,13 +120,17 @@ def undecided(transfer: Transfer, effect: float, max_seeds: int | None = None) -
             if any(cell_state(g, effect, max_seeds) is None for g in per_task.values())]
 
 
-Train = Callable[[list[tuple[str, ...]], list[int]], list]     # (combinations, seeds) -> ComboRuns
+Train = Callable[[list[tuple[str, ...]], list[int], Progress | None], list]  # (combos, seeds, progress) -> runs
 Measure = Callable[[list], Transfer]                            # runs -> Transfer
 
 
-def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget: Budget
-          ) -> tuple[list, Transfer, dict]:
+def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget: Budget,
+          progress: Progress | None = None) -> tuple[list, Transfer, dict]:
     """More seeds for undecided cells until decided or out of budget.
+
+    ``progress`` spreads over the most rounds there can be (each round's training
+    events inside its share), so a sweep's time left counts them; rounds that are
+    not needed are skipped over when the cells are decided.
 
     Returns the runs (old and new), their Transfer and a record: ``stop``
     (combo key -> task -> reason), ``rounds``, ``models`` (extra models
@@ -137,6 +142,8 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
         seeds.setdefault(tuple(run.tasks), set()).add(run.seed)
     began, spent, rounds, reason_all = time.perf_counter(), 0, 0, {}
     unit = budget.unit  # seconds per cost unit: from the sweep's first phase, then from the last round
+    start_seeds = min((len(v) for c, v in seeds.items() if len(c) > 1), default=budget.max_seeds)
+    most_rounds = max(1, math.ceil((budget.max_seeds - start_seeds) / budget.step))
     while True:
         open_keys = undecided(transfer, budget.effect, budget.max_seeds)
         capped = {k for k in open_keys if len(seeds.get(combo_tasks(k), ())) >= budget.max_seeds}
@@ -165,8 +172,10 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
                     reason_all[k] = BUDGET_MODELS if over_models else BUDGET_SECONDS
             break
         t0 = time.perf_counter()
-        for new_seeds, combos in plan.items():
-            runs = runs + list(train(combos, list(new_seeds)))
+        for k, (new_seeds, combos) in enumerate(plan.items()):
+            part = within(progress, min(rounds, most_rounds - 1) + k / len(plan), 1 / len(plan), most_rounds,
+                          None, f"round {rounds + 1}")
+            runs = runs + list(train(combos, list(new_seeds), part))
             for combo in combos:
                 seeds.setdefault(combo, set()).update(new_seeds)
         unit = (time.perf_counter() - t0) / max(budget.cost(n_models), 1e-9)

@@ -72,6 +72,18 @@ def phase_cost(rows: int, models: int, mode: str) -> float:
     return rows * (1.0 + BATCHED_SLOT_COST * models if mode == "batched" else models)
 
 
+# Share of the worst case (every combination to max seeds) the adaptive rounds train on average:
+# measured on the news default sweep (128 of 252 models), futile and resolved cells stop early.
+ADAPTIVE_EXPECTED_SHARE = 0.5
+
+
+def adaptive_cost(rows: int, n_combinations: int, extra_seeds: int, mode: str, step: int = 2) -> float:
+    """The adaptive rounds' expected cost: ``extra_seeds`` more for each combination, in rounds of ``step``."""
+    rounds = math.ceil(extra_seeds / step)
+    per_round = phase_cost(rows, n_combinations * step, mode)
+    return ADAPTIVE_EXPECTED_SHARE * rounds * per_round
+
+
 def affinity_cost(rows: int, n_tasks: int, steps: int | None = None) -> float:
     """The affinity run: a joint model, plus its measurements (``steps``: training steps planned)."""
     every = affinity_every(n_tasks)
@@ -433,6 +445,10 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     costs = [(f"train size {sizes[jobs[index][0]][0]}",
               phase_cost(sizes[jobs[index][0]][1], len(combos) * len(call_seeds), jobs[index][3]))
              for index, combos, call_seeds in calls]
+    adaptive_on = max_seeds is not None and max_seeds > n_seeds
+    if adaptive_on:  # the rounds run next: their expected share of the bar, so the time left covers them
+        costs.append(("adaptive seeds", adaptive_cost(main_rows, len(wanted), max_seeds - n_seeds, mode)))
+    after = len(costs)  # the phases below come after the adaptive rounds
     surrogate_calls = ([(c, job_config, job_mode) for c, job_config, job_mode
                         in _jobs(surrogate_plan[1], config, requested_mode)] if surrogate_plan[1] else [])
     costs += [("surrogate subsets", phase_cost(main_rows, len(c) * len(seed_list), job_mode))
@@ -469,34 +485,36 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     _, _, main, main_runs = results[-1]
     main_config = dataclasses.replace(config, train_size=main_size)
     adaptive = {}
-    if max_seeds is not None and max_seeds > n_seeds:
+    if adaptive_on:
         # a round's cost in the trainer's own terms (batched: one stack plus a share per slot), with the
         # seconds per unit measured on the models just trained, so the first round is budgeted too
         cost = (lambda n: 1.0 + BATCHED_SLOT_COST * n) if mode == "batched" else float
         fresh = [run for run in main_runs if run.run_id is None]
         unit = sum(run.seconds for run in fresh) / cost(len(fresh)) if fresh else None
+        began = time.perf_counter()
         main, main_runs, adaptive = _adapt(dataset, tasks, config, requested_mode, main_size, main_prepared,
                                            main, main_runs, Budget(effect, max_seeds, seconds=budget_seconds,
                                                                    models=budget_models, start=start,
                                                                    cost=cost, unit=unit),
-                                           _more_seeds_progress(progress, phases.total), extra, trainer,
+                                           phases.phase(len(calls)), extra, trainer,
                                            keep_at_chance)
+        clock(len(calls), began)
         results[-1] = (main_size, main_rows, main, main_runs)
 
     subset_runs = []
     for k, (combos, job_config, job_mode) in enumerate(surrogate_calls):
         began = time.perf_counter()
         subset_runs += trainer(dataset, combos, dataclasses.replace(job_config, train_size=main_size),
-                                          seed_list, mode=job_mode, progress=phases.phase(len(calls) + k),
+                                          seed_list, mode=job_mode, progress=phases.phase(after + k),
                                           prepared=main_prepared)
-        clock(len(calls) + k, began)
+        clock(after + k, began)
     estimates = None
     if do_affinity:
         began = time.perf_counter()
         estimates = one_run_affinity(dataset, tasks, main_config, prepared=main_prepared,
                                      every=affinity_every(len(tasks)), max_measurements=MAX_AFFINITY_MEASUREMENTS,
-                                     progress=phases.phase(len(calls) + len(surrogate_calls)))
-        clock(len(calls) + len(surrogate_calls), began)
+                                     progress=phases.phase(after + len(surrogate_calls)))
+        clock(after + len(surrogate_calls), began)
     proxy, proxy_detail = compare_with_gains(estimates, main.pair_gain)
     scored = {name: {k: v for k, v in d.items() if k != "value"} for name, d in proxy_detail.items()}
     scored["surrogate"] = _surrogate_estimate(tasks, surrogate_plan, main, main_runs + subset_runs,
@@ -553,30 +571,24 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
     return report
 
 
-def _more_seeds_progress(progress: Progress | None, total: float) -> Progress | None:
-    """The adaptive rounds' progress: their length is not known in advance, so the bar stays full and the
-    label says what is training (cancelling still works)."""
-    return within(progress, total, 0, total, "adaptive seeds", "more seeds for undecided cells")
-
-
 def _adapt(dataset, tasks, config, requested_mode, size, prepared, main, runs, budget, progress, extra,
            trainer=None, keep_at_chance=False):
     """Adaptive seeds at the main size: train more seeds of the undecided combinations (and their baselines)."""
     baselines = baseline_scores(prepared)
     trainer = trainer or train_combinations  # the sweep's backend: each round is "train these slots"
 
-    def train_more(combos, seeds):  # one adaptive round's slots
+    def train_more(combos, seeds, part=None):  # one adaptive round's slots
         out = []
         for combos_, job_config, job_mode in _jobs(combos, config, requested_mode):
             out += trainer(dataset, combos_, dataclasses.replace(job_config, train_size=size), seeds,
-                           mode=job_mode, progress=progress, prepared=prepared, **extra)
+                           mode=job_mode, progress=part, prepared=prepared, **extra)
         return out
 
     def measure(new_runs):
         return transfer_from_runs(new_runs, tasks, baselines=baselines, truth=test_truth(prepared),
                                   keep_at_chance=keep_at_chance)
 
-    runs, main, record = adapt(list(runs), main, train_more, measure, budget)
+    runs, main, record = adapt(list(runs), main, train_more, measure, budget, progress=progress)
     return main, runs, record
 
 
