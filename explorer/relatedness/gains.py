@@ -100,12 +100,19 @@ def _pair(m: np.ndarray, s: np.ndarray) -> np.ndarray | None:
     return m - s if len(m) == len(s) and len(m) >= 2 else None
 
 
+def _var(x: np.ndarray) -> float:
+    """Sample variance (ddof 1) of a few seeds' scores, without numpy's per-call wrapper: a sweep's
+    adaptive rounds and the calibration simulations call it for every cell many times."""
+    d = x - x.sum() / len(x)
+    return float(d @ d) / (len(x) - 1)
+
+
 def variances(multi, single) -> tuple[float, float | None]:
     """(Welch variance, paired variance or None) of the difference of mean scores."""
     m, s = np.asarray(multi, float), np.asarray(single, float)
-    welch = m.var(ddof=1) / len(m) + s.var(ddof=1) / len(s) if len(m) >= 2 and len(s) >= 2 else float("nan")
+    welch = _var(m) / len(m) + _var(s) / len(s) if len(m) >= 2 and len(s) >= 2 else float("nan")
     d = _pair(m, s)
-    return float(welch), (float(d.var(ddof=1) / len(d)) if d is not None else None)
+    return float(welch), (_var(d) / len(d) if d is not None else None)
 
 
 def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, paired: bool = False,
@@ -144,7 +151,7 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
             var, df = pvar, len(m) - 1
         else:
             var = welch
-            vm, vs = m.var(ddof=1) / len(m), s.var(ddof=1) / len(s)
+            vm, vs = _var(m) / len(m), _var(s) / len(s)
             df = (vm + vs) ** 2 / (vm ** 2 / (len(m) - 1) + vs ** 2 / (len(s) - 1)) if vm + vs > 0 \
                 else len(m) + len(s) - 2
         row = max(row_var, 0.0)
