@@ -37,7 +37,7 @@ st.markdown("Which tasks help which? The sweep trains every task **alone** and e
             "task (row) when trained with a partner (column); each multi-task model is paired with the "
             "single-task model of the same seed, and only cells clear of the noise at a 5 % false discovery "
             "rate over the whole matrix (Benjamini–Hochberg q-value) are marked as positive (▲) or negative "
-            "(▼) transfer. Controls (⚑) check the verdicts: a shuffled task can only hurt. Beside it, cheap "
+            "(▼) transfer. Controls (⚑) check the verdicts: a shuffled task can only hurt. Below it, cheap "
             "estimates (four from one training run, one from a few trained random groups), with their rank "
             "correlation to the trained gains: how far you can trust them.")
 
@@ -145,19 +145,17 @@ def show_report(rep: dict) -> None:
         st.info("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
                 f"the class frequencies): {', '.join(rep['at_chance'])}. Their cells show the absolute "
                 "difference, not a relative gain, and they stay out of Δm and the groupings.", icon=":material/info:")
-    left, right = st.columns(2)
-    with left:
-        fig = tplots.transfer_heatmap(rep)
-        st.plotly_chart(fig, key="rel_heatmap")
-        views.download_figure(fig, "transfer-matrix", key="rel_heatmap_download")
-    with right:
-        names = [n for n in ESTIMATE_NAMES if (rep.get("affinity") or {}).get(n) is not None]
-        if names:
-            name = st.segmented_control("One-run estimate", names, default=names[0], format_func=ESTIMATE_NAMES.get,
-                                        key="rel_estimate", required=True)
-            st.plotly_chart(tplots.affinity_heatmap(rep, name or names[0]), key="rel_affinity")
-        else:
-            st.info("No one-run estimates in this sweep (turn on 'Cheap estimates').")
+    # the matrix takes the page's width: in half of it six tasks' cells shrank under their verdict marks
+    fig = tplots.transfer_heatmap(rep)
+    st.plotly_chart(fig, key="rel_heatmap")
+    views.download_figure(fig, "transfer-matrix", key="rel_heatmap_download")
+    names = [n for n in ESTIMATE_NAMES if (rep.get("affinity") or {}).get(n) is not None]
+    if names:
+        name = st.segmented_control("One-run estimate", names, default=names[0], format_func=ESTIMATE_NAMES.get,
+                                    key="rel_estimate", required=True)
+        st.plotly_chart(tplots.affinity_heatmap(rep, name or names[0]), key="rel_affinity")
+    else:
+        st.info("No one-run estimates in this sweep (turn on 'Cheap estimates').")
     show_estimates(rep)
     if len(rep.get("delta_m") or {}) > 1:
         st.plotly_chart(tplots.delta_m_bars(rep), key="rel_delta_m")
