@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from explorer.errors import ExplorerError
-from explorer.relatedness.adaptive import (BUDGET_MODELS, BUDGET_SECONDS, FUTILE, MAX_SEEDS, NEGLIGIBLE, RESOLVED, Budget,
-                                           adapt, power_at, stop_matrix)
+from explorer.relatedness.adaptive import (BUDGET_MODELS, BUDGET_SECONDS, FUTILE, MAX_SEEDS, NEGLIGIBLE, RESOLVED,
+                                           Budget, adapt, power_at, stop_matrix)
 from explorer.relatedness.combos import ComboRun
 from explorer.relatedness.transfer import transfer_from_runs
 
