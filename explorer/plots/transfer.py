@@ -35,6 +35,11 @@ def _get(report, name: str, default=None):
     return report.get(name, default) if isinstance(report, dict) else getattr(report, name, default)
 
 
+def cell(matrix, i: int, j: int):
+    """``matrix[i][j]``, or None where a report's matrix is missing or shorter (older or partial reports)."""
+    return matrix[i][j] if matrix and i < len(matrix) and j < len(matrix[i]) else None
+
+
 def _fmt(v, spec: str = "+.1f", unit: str = " %") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{spec}}{unit}"
 
@@ -90,8 +95,6 @@ def transfer_heatmap(report, title: str = "Transfer matrix: gain of each task wh
     # tasks at chance kept in by the user: a gain relative to the raw score, marked †
     kept = set(_get(report, "at_chance") or []) if _get(report, "keep_at_chance") else set()
 
-    def cell(matrix, i, j):
-        return matrix[i][j] if i < len(matrix) and j < len(matrix[i]) else None
     text, hover = [], []
     for i, a in enumerate(tasks):
         text.append([])

@@ -131,16 +131,13 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozens
 def _pairs_table(r: SweepReport) -> str:
     """Every pair cell: gain, spread, interval, q-value, seeds, what it could have detected, why its seeds
     stopped (adaptive sweeps) and the verdict."""
-    def at(matrix, i, j):
-        return matrix[i][j] if matrix and i < len(matrix) and j < len(matrix[i]) else None
-
     rows = []
     for i, a in enumerate(r.tasks):
         for j, b in enumerate(r.tasks):
             v = r.pair_gain[i][j]
             if i == j:
                 continue
-            seeds, stop = at(r.pair_seeds, i, j), at(r.pair_stop, i, j)
+            seeds, stop = plots.cell(r.pair_seeds, i, j), plots.cell(r.pair_stop, i, j)
             if v is None:  # at chance (not kept in): the absolute difference, listed last
                 rec = r.gain([a, b], a)
                 if rec is not None and rec.get("at_chance"):
@@ -151,8 +148,9 @@ def _pairs_table(r: SweepReport) -> str:
             span = r.pair_interval[i][j] if r.pair_interval else None
             interval = "n/a" if not span or span[0] is None else f"[{span[0]:+.1f}, {span[1]:+.1f}]"
             rows.append((v, [_e(a), _e(b), _num(v) + _kept(r, a), _num(r.pair_gain_std[i][j], ".1f"), interval,
-                             _num(at(r.pair_q, i, j), ".3f"), _e(seeds if seeds is not None else "–"),
-                             _num(at(r.pair_mde, i, j), ".1f"), _e(stop or "–"), _verdict(r.pair_verdict[i][j])]))
+                             _num(plots.cell(r.pair_q, i, j), ".3f"), _e(seeds if seeds is not None else "–"),
+                             _num(plots.cell(r.pair_mde, i, j), ".1f"), _e(stop or "–"),
+                             _verdict(r.pair_verdict[i][j])]))
     rows.sort(key=lambda p: p[0])
     return _table(["task", "trained with", "gain %", "seed std", "95 % interval", "q-value", "seeds",
                    "detectable from %", "seeds stopped", "verdict"],
