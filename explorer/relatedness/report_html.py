@@ -82,14 +82,10 @@ def _verdict(v: str | None) -> str:
 KEPT_MARK = '<span class="kept" title="at chance, kept in: relative to the raw score">†</span>'
 
 
-def _chance_levels(r: SweepReport) -> dict[str, float]:
-    """Each task's chance-level score, as its gain records carry it (``explorer.training.metrics.chance_score``)."""
-    levels: dict[str, float] = {}
-    for per_task in r.gains.values():
-        for t, g in per_task.items():
-            if g.get("baseline") is not None:
-                levels.setdefault(t, g["baseline"])
-    return levels
+def _chance_level(r: SweepReport, task: str) -> float | None:
+    """The task's chance-level score (``explorer.training.metrics.chance_score``), as the report's single-task
+    record holds it."""
+    return (r.single.get(task) or {}).get("baseline")
 
 
 def _kept(r: SweepReport, task: str) -> str:
@@ -101,9 +97,8 @@ def _chance_box(r: SweepReport) -> str:
     """Which tasks are at chance, against which level, and what that did to their gains."""
     if not r.at_chance:
         return ""
-    levels = _chance_levels(r)
     named = "; ".join(f"<b>{_e(t)}</b> ({_e(r.metric.get(t, 'score'))} {_num(r.single.get(t, {}).get('mean'), '.3f')} "
-                      f"alone, chance level {_num(levels.get(t), '.3f')})" for t in r.at_chance)
+                      f"alone, chance level {_num(_chance_level(r, t), '.3f')})" for t in r.at_chance)
     if r.keep_at_chance:
         then = (f"{KEPT_MARK} Kept in as asked (<code>keep_at_chance</code>): their gains, marked †, are relative "
                 "to the raw score, not to the headroom above chance, so they may be large and mean little; they "
@@ -159,11 +154,10 @@ def _pairs_table(r: SweepReport) -> str:
 
 def _single_table(r: SweepReport) -> str:
     rows = []
-    levels = _chance_levels(r)
     for t in r.tasks:
         s = r.single.get(t, {})
         scores = ", ".join(f"{x:.3f}" for x in s.get("scores", []) if x is not None)
-        level = _num(levels.get(t), ".3f") + (" (at chance)" + _kept(r, t) if t in r.at_chance else "")
+        level = _num(_chance_level(r, t), ".3f") + (" (at chance)" + _kept(r, t) if t in r.at_chance else "")
         rows.append([_e(t), _e(r.metric.get(t, "")), _num(s.get("mean"), ".3f"), _num(s.get("std"), ".3f"),
                      level, _e(scores)])
     return _table(["task", "metric", "mean", "std", "chance level", "per seed"], rows, numeric={2, 3})
