@@ -77,7 +77,7 @@ def phase_cost(rows: int, models: int, mode: str) -> float:
 ADAPTIVE_EXPECTED_SHARE = 0.5
 
 
-def adaptive_cost(rows: int, n_combinations: int, extra_seeds: int, mode: str, step: int = 2) -> float:
+def adaptive_cost(rows: int, n_combinations: int, extra_seeds: int, mode: str, step: int = Budget.step) -> float:
     """The adaptive rounds' expected cost: ``extra_seeds`` more for each combination, in rounds of ``step``."""
     rounds = math.ceil(extra_seeds / step)
     per_round = phase_cost(rows, n_combinations * step, mode)
