@@ -18,6 +18,7 @@ from explorer.plots import transfer as tplots
 from explorer.relatedness.controls import untrustworthy
 from explorer.relatedness.report_html import render_html
 from explorer.relatedness.adaptive import EFFECT, describe as describe_adaptive
+from explorer.relatedness.gains import CHANCE_LEVEL
 from explorer.relatedness.by_arch import run_arch_sweep
 from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report
 from models.architectures import describe as describe_archs
@@ -136,15 +137,14 @@ def show_report(rep: dict) -> None:
             st.success(f"Controls ({', '.join(rep['controls'])}): no shuffled control came out positive.",
                        icon=":material/verified:")
     if rep.get("at_chance") and rep.get("keep_at_chance"):
-        st.warning("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
-                   f"the class frequencies): {', '.join(rep['at_chance'])}. Kept in as asked: their gains are "
-                   "relative to the raw score, the task is at chance, so they may be large and mean little; they "
-                   "count in Δm and the "
+        st.warning(f"At chance (single-task model not above chance: {CHANCE_LEVEL}): "
+                   f"{', '.join(rep['at_chance'])}. Kept in as asked: their gains are relative to the raw score, "
+                   "the task is at chance, so they may be large and mean little; they count in Δm and the "
                    "groupings, and their verdicts stay unclear.", icon=":material/warning:")
     elif rep.get("at_chance"):
-        st.info("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
-                f"the class frequencies): {', '.join(rep['at_chance'])}. Their cells show the absolute "
-                "difference, not a relative gain, and they stay out of Δm and the groupings.", icon=":material/info:")
+        st.info(f"At chance (single-task model not above chance: {CHANCE_LEVEL}): {', '.join(rep['at_chance'])}. "
+                "Their cells show the absolute difference, not a relative gain, and they stay out of Δm and the "
+                "groupings.", icon=":material/info:")
     # the matrix takes the page's width: in half of it six tasks' cells shrank under their verdict marks
     fig = tplots.transfer_heatmap(rep)
     st.plotly_chart(fig, key="rel_heatmap")
@@ -243,10 +243,9 @@ with st.expander("More settings"):
                             disabled=not on_ray, help="The head of `ray start --head`; empty: a local runtime.")
     keep_at_chance = st.checkbox(
         "Keep tasks at chance in Δm and the groupings", value=False, key="rel_keep_at_chance",
-        help="A task whose single-task model is not above chance (majority class, mean, or guessing at the "
-             "class frequencies) normally gets no relative gain (it would divide by noise) and stays out of Δm "
-             "and the groupings. Checked, it gets a gain relative to its raw score instead (marked in the "
-             "report; its verdicts stay unclear).")
+        help=f"A task whose single-task model is not above chance ({CHANCE_LEVEL}) normally gets no relative "
+             "gain (it would divide by noise) and stays out of Δm and the groupings. Checked, it gets a gain "
+             "relative to its raw score instead (marked in the report; its verdicts stay unclear).")
 n_all = len(tasks) + (2 if with_controls and tasks else 0)
 n_combos = sum(comb(n_all, k) for k in range(1, order + 1)) if tasks else 0  # singles, pairs, groups
 st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} size(s) = "

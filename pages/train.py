@@ -18,6 +18,7 @@ from explorer.methods import names as method_names
 from explorer.plots import training as plots
 from explorer.training.trainer import TrainConfig
 from explorer.relatedness.compare import plan_comparison
+from explorer.relatedness.gains import CHANCE_LEVEL
 from explorer.relatedness.together import mean_std, plan_together
 from explorer.relatedness.transfer import combo_key
 
@@ -89,9 +90,9 @@ def settings_form(prefix: str, methods: bool = True,
         split_seed = e4.number_input("Split seed", 0, 10_000, base.split_seed, key=f"{prefix}_split")
         keep_at_chance = chance_switch and st.checkbox(
             "Keep tasks at chance in Δm", value=False, key=f"{prefix}_keep_at_chance",
-            help="A task whose single-task model is not above chance (majority class, mean, or guessing at the "
-                 "class frequencies) normally gets no relative gain (it would divide by noise) and stays out of "
-                 "Δm. Checked, it gets a gain relative to its raw score instead (marked; its verdict stays unclear).")
+            help=f"A task whose single-task model is not above chance ({CHANCE_LEVEL}) normally gets no relative "
+                 "gain (it would divide by noise) and stays out of Δm. Checked, it gets a gain relative to its raw "
+                 "score instead (marked; its verdict stays unclear).")
     config = replace(base, epochs=epochs, train_size=float(size), hidden=hidden, batch_size=batch, patience=patience,
                      lr=None if lr is None else float(lr), split_seed=int(split_seed), device=device, method=method,
                      arch=arch, experts=experts)

@@ -81,8 +81,9 @@ def relative_gain(multi: float, single: float) -> float:
 MIN_HEADROOM_SHARE = 0.05
 
 
-NOTE_AT_CHANCE = ("the single-task model is not above its chance baseline (the majority class, the mean, or "
-                  "guessing at the class frequencies): no relative gain")
+# What "chance" means wherever a task at chance is explained (``explorer.training.metrics.chance_score``).
+CHANCE_LEVEL = "the majority class, the mean, or guessing at the class frequencies"
+NOTE_AT_CHANCE = f"the single-task model is not above its chance baseline ({CHANCE_LEVEL}): no relative gain"
 NOTE_KEPT = "relative to the raw score, the task is at chance"
 
 

@@ -31,7 +31,7 @@ from explorer.data.dataset import Dataset
 from explorer.errors import ExplorerError
 from explorer.methods import get_method
 from explorer.relatedness.combos import ComboRun, label, stored_singles, to_train_result
-from explorer.relatedness.gains import Gain
+from explorer.relatedness.gains import CHANCE_LEVEL, Gain
 from explorer.relatedness.sweep import BASELINE_METHOD, baseline_scores, test_truth
 from explorer.relatedness.transfer import combo_key, transfer_from_runs
 from explorer.store.runs import check_store_writable, home, save_run, stored_runs
@@ -107,8 +107,7 @@ class TogetherResult:
         lines += ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
         chance = [t for t in self.tasks if self.gains.get(t) is not None and self.gains[t].at_chance]
         if chance:
-            lines.append(f"At chance (single-task model not above the majority class, the mean, or guessing at the "
-                         f"class frequencies): {', '.join(chance)}; "
+            lines.append(f"At chance (single-task model not above {CHANCE_LEVEL}): {', '.join(chance)}; "
                          + ("kept in Δm as asked, with a gain relative to the raw score and an unclear verdict."
                             if self.keep_at_chance else "no relative gain and left out of Δm "
                             "(--keep-at-chance keeps them in)."))
