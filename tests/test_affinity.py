@@ -141,7 +141,8 @@ def test_the_callback_does_not_change_the_training_it_measures():
     data = synthetic()
     cfg = TrainConfig(epochs=2, batch_size=32, lr=1e-2, hidden=16, seed=3)
     plain = train(data, ["A", "B", "C"], cfg)
-    callback = AffinityCallback(prepare(data, ["A", "B", "C"], cfg.resolve("tabular")).tasks, every=3)
+    prep = prepare(data, ["A", "B", "C"], cfg.resolve("tabular"))
+    callback = AffinityCallback(prep.tasks, every=3, weights=prep.class_weights)  # the loss the model trains on
     measured = train(data, ["A", "B", "C"], cfg, callbacks=[callback])
     assert callback.measured >= 10
     assert measured.metrics == plain.metrics and measured.history == plain.history

@@ -337,7 +337,7 @@ def test_relatedness_keep_at_chance_checkbox_reaches_the_sweep_and_marks_the_rep
     def sweep(data, tasks, **kwargs):  # the page's request, on a setting where digit is at chance
         seen.append(kwargs["keep_at_chance"])
         return run_sweep(data, ["digit", "even", "ge5"], seeds=2, affinity=False,
-                         config=TrainConfig(epochs=3, hidden=16, train_size=150),
+                         config=TrainConfig(epochs=3, hidden=16, train_size=150, balance=0.0, ema=0.0),
                          keep_at_chance=kwargs["keep_at_chance"])
 
     monkeypatch.setattr(by_arch, "run_arch_sweep", sweep)

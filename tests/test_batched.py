@@ -122,8 +122,9 @@ def test_bag_of_words_pools_like_the_text_encoder():
 
 
 def test_batched_is_the_sequential_computation_at_the_default_settings(digits):
-    """Dropout on (the default): each slot draws the masks its model draws alone, so the runs agree."""
-    assert TrainConfig().dropout > 0
+    """Dropout, class weights and weight averaging on (the defaults): each slot draws the masks its
+    model draws alone and weighs and averages as it does, so the runs agree."""
+    assert TrainConfig().dropout > 0 and TrainConfig().balance > 0 and TrainConfig().ema > 0
     config = TrainConfig(epochs=3, train_size=300)
     seq = train_combinations(digits, COMBOS, config, [0, 1], mode="sequential")
     bat = train_combinations(digits, COMBOS, config, [0, 1], mode="batched")
@@ -132,8 +133,8 @@ def test_batched_is_the_sequential_computation_at_the_default_settings(digits):
 
 def test_batched_text_is_the_sequential_computation_at_the_default_settings(news):
     combos = [("outlet",), ("funding",), ("outlet", "funding")]
-    config = TrainConfig(epochs=2, train_size=200, max_len=64)
-    assert config.dropout > 0
+    config = TrainConfig(epochs=3, train_size=200, max_len=64)
+    assert config.dropout > 0 and config.balance > 0 and config.ema > 0
     _assert_same_runs(train_combinations(news, combos, config, [5, 6], mode="sequential"),
                       train_combinations(news, combos, config, [5, 6], mode="batched"))
 

@@ -237,6 +237,15 @@ def test_reuse_key_ignores_device_and_task_order():
     assert a != reuse_key("g", ["a", "b"], TrainConfig())
 
 
+def test_a_run_stored_before_a_setting_existed_keeps_its_key():
+    """Class weights and weight averaging came later: a stored config without them was trained without."""
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k not in ("balance", "ema")}
+    legacy = TrainConfig.from_stored({**old, "unknown_setting": 1})
+    assert (legacy.balance, legacy.ema) == (0.0, 0.0)
+    assert reuse_key("f", ["a"], legacy) == reuse_key("f", ["a"], TrainConfig(balance=0.0, ema=0.0))
+    assert reuse_key("f", ["a"], legacy) != reuse_key("f", ["a"], TrainConfig())
+
+
 def test_long_names_keep_run_ids_unique(result, monkeypatch):
     monkeypatch.setitem(result.dataset_source, "name", "a-very-long-csv-name-" * 20)
     first, second = save_run(result), save_run(result)

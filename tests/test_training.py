@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from explorer.errors import Cancelled, ExplorerError
-from explorer.training.trainer import TrainConfig, prepare, train
+import torch
+
+from explorer.training.averaging import EpochAverage
+from explorer.training.trainer import TrainConfig, class_weights, prepare, task_loss, train
 from tests.helpers import tiny_digits
 
 FAST = dict(epochs=3, hidden=32, batch_size=64)
@@ -59,6 +62,9 @@ def test_progress_callback_reports_and_cancels():
     (dict(dropout=1.0), "dropout must be in"),
     (dict(device="tpu"), "Unknown device"),
     (dict(method="nope"), "Unknown method"),
+    (dict(balance=-0.5), "balance must be in"),
+    (dict(balance=True), "balance must be in"),
+    (dict(ema=1.0), "ema must be in"),
 ])
 def test_bad_settings_have_clear_messages(bad, message):
     with pytest.raises(ExplorerError, match=message):
@@ -135,3 +141,59 @@ def test_training_runs_on_the_job_thread_count_and_restores_the_callers():
         assert Threads.seen == {threads.TRAIN_THREADS} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_class_weights_lift_rare_classes_and_leave_unseen_ones_at_one():
+    labels = np.array([0, 0, 0, 1, -1])          # -1: no label; class 2 never seen in training
+    w = class_weights(labels, 3, 1.0)
+    assert w.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1), 1.0])
+    assert class_weights(labels, 3, 0.5).tolist() == pytest.approx([(4 / 6) ** 0.5, 2 ** 0.5, 1.0])
+    assert class_weights(labels, 3, 0.0).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_weighted_task_loss_is_the_class_weighted_mean():
+    task = tiny_digits().tasks["even"]
+    out = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    target = torch.tensor([0, 1, 1, -1])
+    w = torch.tensor([1.0, 3.0])
+    nll = -torch.log_softmax(out[:3], 1)[torch.arange(3), target[:3]]
+    expected = (nll * w[target[:3]]).sum() / w[target[:3]].sum()
+    assert float(task_loss(task, out, target, w)) == pytest.approx(float(expected))
+    assert float(task_loss(task, out, target)) == pytest.approx(float(nll.mean()))
+
+
+def test_prepare_weights_classification_tasks_only_when_asked():
+    ds = tiny_digits()
+    weighted = prepare(ds, ["digit", "ink"], TrainConfig(**FAST).resolve(ds.modality))
+    assert set(weighted.class_weights) == {"digit"} and len(weighted.class_weights["digit"]) == 10
+    plain = prepare(ds, ["digit", "ink"], TrainConfig(**FAST, balance=0.0).resolve(ds.modality))
+    assert plain.class_weights == {}
+
+
+def test_epoch_average_validates_the_average_and_trains_on_the_live_weights():
+    p = torch.nn.Parameter(torch.zeros(3))
+    avg = EpochAverage([p], decay=0.5)
+    avg.swap_in()                                    # epoch 1: the average is epoch 1's weights
+    assert p.tolist() == [0.0, 0.0, 0.0]
+    avg.restore()
+    live = p.data_ptr()                              # the optimiser's tensor: it must come back
+    with torch.no_grad():
+        p.add_(4.0)                                  # epoch 2 trains the live weights
+    avg.swap_in()
+    assert p.tolist() == [2.0, 2.0, 2.0]             # 0.5 * 0 + 0.5 * 4
+    avg.restore()
+    assert p.data_ptr() == live and p.tolist() == [4.0, 4.0, 4.0]
+    off = EpochAverage([p], decay=0.0)
+    off.swap_in()
+    assert p.data_ptr() == live
+
+
+def test_weight_averaging_and_class_weights_change_what_training_validates():
+    ds = tiny_digits()
+    plain = train(ds, ["digit"], TrainConfig(**FAST, balance=0.0, ema=0.0))
+    averaged = train(ds, ["digit"], TrainConfig(**FAST, balance=0.0))
+    weighted = train(ds, ["digit"], TrainConfig(**FAST, ema=0.0))
+    # epoch 1 validates the same weights; from epoch 2 the average is not the live model
+    assert averaged.history[0]["val"] == plain.history[0]["val"]
+    assert averaged.history[1]["val"]["digit"] != pytest.approx(plain.history[1]["val"]["digit"])
+    assert weighted.history[0]["train"]["digit"] != pytest.approx(plain.history[0]["train"]["digit"])

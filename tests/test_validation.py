@@ -94,7 +94,7 @@ def test_training_to_nan_saves_nothing(monkeypatch, run_store):
     from explorer.cli import main
     import explorer.training.trainer as trainer
     real = trainer.task_loss
-    monkeypatch.setattr(trainer, "task_loss", lambda t, o, y: None if (l := real(t, o, y)) is None else l * np.nan)
+    monkeypatch.setattr(trainer, "task_loss", lambda *a: None if (l := real(*a)) is None else l * np.nan)
     assert main(["train", "--dataset", "digits", "--tasks", "digit,even", "--epochs", "2", "--hidden", "8"]) == 2
     assert not run_store.exists() or not any(p for p in run_store.iterdir() if not p.name.startswith("."))
 

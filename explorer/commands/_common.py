@@ -45,6 +45,12 @@ def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
                    help=f"width of the shared layer (default: {d.hidden}); narrow layers make tasks compete")
     g.add_argument("--patience", type=int, default=d.patience,
                    help=f"early stopping patience in epochs, 0 = off (default: {d.patience})")
+    g.add_argument("--balance", type=float, default=d.balance,
+                   help=f"class weights (n / (k n_c)) ** B in classification losses, 0 = unweighted "
+                        f"(default: {d.balance})")
+    g.add_argument("--ema", type=float, default=d.ema,
+                   help=f"per-epoch decay of the averaged weights that are validated and kept, 0 = off "
+                        f"(default: {d.ema})")
     g.add_argument("--train-size", type=float, default=d.train_size,
                    help="training-set size: a fraction of the training pool (0-1] or a row count (default: 1.0)")
     g.add_argument("--split-seed", type=int, default=d.split_seed,
@@ -100,6 +106,9 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
                   patience=args.patience, train_size=int(size) if size > 1 and float(size).is_integer() else size,
                   split_seed=args.split_seed, device=args.device)
+    for name in ("balance", "ema"):
+        if hasattr(args, name):
+            values[name] = getattr(args, name)
     if hasattr(args, "experts"):
         values["experts"] = args.experts
     if hasattr(args, "seed"):

@@ -112,15 +112,18 @@ def optimiser_update(optimiser: torch.optim.Optimizer, params: Sequence[torch.nn
 
 
 def measure(model: torch.nn.Module, optimiser: torch.optim.Optimizer, tasks: Sequence[Task], x: torch.Tensor,
-            y: dict[str, torch.Tensor], sums: dict[str, _Averages]) -> bool:
-    """One measurement of every estimate on one batch, added to ``sums``; False when no task had labels."""
+            y: dict[str, torch.Tensor], sums: dict[str, _Averages],
+            weights: dict[str, torch.Tensor] | None = None) -> bool:
+    """One measurement of every estimate on one batch, added to ``sums``; False when no task had labels.
+    ``weights``: task -> class weights, the loss the model trains on (``Prepared.class_weights``)."""
+    weights = weights or {}
     shared = dict(model.encoder.named_parameters())
     was_training = model.training
     model.eval()
     try:
         outputs = model(x)
         losses = {k: loss for k, t in enumerate(tasks)
-                  if (loss := task_loss(t, outputs[t.name], y[t.name])) is not None}
+                  if (loss := task_loss(t, outputs[t.name], y[t.name], weights.get(t.name))) is not None}
         if not losses:
             return False
         grads = {}
@@ -135,7 +138,8 @@ def measure(model: torch.nn.Module, optimiser: torch.optim.Optimizer, tasks: Seq
                 after = functional_call(model, {**params, **{f"encoder.{n}": p for n, p in zip(shared, stepped)}},
                                         (x,))
                 for i in losses:  # i: the task whose loss is measured
-                    loss_after = float(task_loss(tasks[i], after[tasks[i].name], y[tasks[i].name]))
+                    loss_after = float(task_loss(tasks[i], after[tasks[i].name], y[tasks[i].name],
+                                                 weights.get(tasks[i].name)))
                     sums["lookahead"].add(i, j, 1.0 - loss_after / max(before[i], 1e-12))
             flat = {k: torch.cat([gi.reshape(-1) for gi in g]).double() for k, g in grads.items()}
             for i in flat:
@@ -162,8 +166,10 @@ class AffinityCallback(Callback):
     look-ahead steps are taken on copies).
     """
 
-    def __init__(self, tasks: Sequence[Task], every: int = 5, limit: int | None = None):
+    def __init__(self, tasks: Sequence[Task], every: int = 5, limit: int | None = None,
+                 weights: dict[str, torch.Tensor] | None = None):
         self.tasks = list(tasks)
+        self.weights = dict(weights or {})  # moved to the model's device at the first measurement
         self.every, self.limit = every, limit
         self.sums = {name: _Averages(len(self.tasks)) for name in ESTIMATES}
         self.measured = 0
@@ -171,7 +177,10 @@ class AffinityCallback(Callback):
     def before_update(self, step: Step) -> None:
         if (step.index - 1) % self.every or (self.limit is not None and self.measured >= self.limit):
             return
-        if measure(step.model, step.optimiser, self.tasks, step.x, step.targets, self.sums):
+        device = step.x.device
+        if any(w.device != device for w in self.weights.values()):
+            self.weights = {k: w.to(device) for k, w in self.weights.items()}
+        if measure(step.model, step.optimiser, self.tasks, step.x, step.targets, self.sums, self.weights):
             self.measured += 1
 
     def result(self) -> dict:
@@ -219,7 +228,7 @@ def one_run_affinity(dataset: Dataset, tasks: Sequence[str], config: TrainConfig
     sub = dataclasses.replace(prepared, tasks=task_list)  # a joint model of these tasks only
     steps_per_epoch = max(1, -(-len(prepared.x["train"]) // config.batch_size))
     every = measurement_interval(every, steps_per_epoch * config.epochs, max_measurements)
-    callback = AffinityCallback(task_list, every)
+    callback = AffinityCallback(task_list, every, weights=sub.class_weights)
 
     start = time.perf_counter()
     result = train(dataset, names, config, progress=within(progress, 0, 1, 1, "affinity", "affinity run"), prepared=sub,

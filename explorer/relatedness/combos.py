@@ -79,7 +79,8 @@ def restrict(prepared: Prepared, tasks: tuple[str, ...] | list[str]) -> Prepared
     return replace(prepared, tasks=[by_name[t] for t in tasks],
                    y={part: {t: ys[t] for t in tasks} for part, ys in prepared.y.items()},
                    y_raw={part: {t: ys[t] for t in tasks} for part, ys in prepared.y_raw.items()},
-                   target_stats={t: s for t, s in prepared.target_stats.items() if t in tasks})
+                   target_stats={t: s for t, s in prepared.target_stats.items() if t in tasks},
+                   class_weights={t: w for t, w in prepared.class_weights.items() if t in tasks})
 
 
 def label(combo: tuple[str, ...], seed: int) -> str:

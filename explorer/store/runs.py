@@ -38,7 +38,7 @@ from explorer.errors import ExplorerError
 from explorer.store.predict import Predictor
 from explorer.data.preprocess import preprocessor_from_dict
 from explorer.data.tasks import Task
-from explorer.training.trainer import TrainConfig, TrainResult
+from explorer.training.trainer import LEGACY, TrainConfig, TrainResult
 from models.architectures.mmoe import EXPERTS
 from models import ModelSpec, MultiTaskModel
 from models.architectures import DEFAULT as DEFAULT_ARCH
@@ -115,11 +115,13 @@ def reuse_key(fingerprint: str, tasks: list[str], config: TrainConfig) -> str:
 
     The device is left out: a baseline trained on the GPU serves a CPU comparison. The default
     architecture is left out too, so runs stored before architectures existed keep their keys, and so
-    is the number of experts unless the architecture uses it and it is not the default.
+    is the number of experts unless the architecture uses it and it is not the default, and a
+    setting at the value runs were trained with before it existed (``LEGACY``).
     """
     settings = {k: v for k, v in config.to_dict().items()
                 if k != "device" and not (k == "arch" and v == DEFAULT_ARCH)
-                and not (k == "experts" and (v == EXPERTS or config.arch != "mmoe"))}
+                and not (k == "experts" and (v == EXPERTS or config.arch != "mmoe"))
+                and not (k in LEGACY and v == LEGACY[k])}
     blob = json.dumps({"data": fingerprint, "tasks": sorted(tasks), "config": settings}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -423,14 +425,13 @@ def single_task_runs(run: Run, task: str, store: Path | None = None) -> list[Run
     training); the run itself is left out.
     """
     train = run.config.get("train", {})
-    known = set(TrainConfig.__dataclass_fields__)
     found = []
     for other in list_runs(store):
         if other.id == run.id or [t["name"] for t in other.config.get("tasks", [])] != [task]:
             continue
-        settings = {k: v for k, v in train.items() if k in known}
-        settings.update(seed=other.config["train"]["seed"], method=other.config["train"]["method"])
-        if other.config.get("key") == reuse_key(run.config.get("fingerprint", ""), [task], TrainConfig(**settings)):
+        settings = {**train, "seed": other.config["train"]["seed"], "method": other.config["train"]["method"]}
+        if other.config.get("key") == reuse_key(run.config.get("fingerprint", ""), [task],
+                                                TrainConfig.from_stored(settings)):
             found.append(other)
     return found
 

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from explorer.relatedness.combos import (ComboRun, normalise_combinations, prepare_union, restrict,
                                          train_sequential)
 from explorer.data.dataset import Dataset
+from explorer.training.averaging import EpochAverage
 from explorer.training.device import describe, resolve_device
 from explorer.training.hooks import IMPROVEMENT, Callback, Epoch, FiniteLoss, Step, fit
 from explorer.training.threads import training_threads
@@ -109,16 +110,21 @@ class _Losses:
         member = torch.tensor([[t.name in combo for t in self.tasks] for combo in combinations],
                               dtype=torch.float32)
         self.member = member.repeat(stack.groups, 1).to(device)  # [C, T]: is task t in slot c's combination
+        # class weights as ``explorer.training.trainer.task_loss`` applies them: a weighted mean
+        self.weights = [prepared.class_weights[t.name].to(device) if t.name in prepared.class_weights else None
+                        for t in self.tasks]
 
     def __call__(self, outputs: torch.Tensor, targets: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``outputs`` [C, B, n_out], ``targets`` per task [groups, B] -> (sum of losses [C, T], counts [C, T])."""
         sums, counts = [], []
         c, b = outputs.shape[:2]
-        for task, sl, target in zip(self.tasks, self.slices, targets):
+        for task, sl, target, weight in zip(self.tasks, self.slices, targets, self.weights):
             out = outputs[:, :, sl].view(self.groups, self.per_group, b, -1)
             tgt = target.unsqueeze(1)                      # [groups, 1, B] broadcast over the group's slots
             if task.is_classification:
                 keep = tgt >= 0
+                if weight is not None:
+                    keep = keep * weight[tgt.clamp(min=0)]  # each row counts its class's weight
                 logp = F.log_softmax(out, -1)
                 picked = logp.gather(-1, tgt.clamp(min=0).expand(-1, self.per_group, -1).unsqueeze(-1))
                 loss = -(picked.squeeze(-1) * keep).sum(-1)
@@ -164,12 +170,14 @@ class StackSteps:
         self.y_val = [prepared.y["val"][t].to(device) for t in self.names]
         self.step_fn = _TextStep(stack, self.x, config) if stack.modality == "text" else _DenseStep(stack)
         self.optimiser = _optimiser(self.step_fn.parameters(), config.lr)
+        self.average = EpochAverage(stack.parameters(), config.ema)
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.steps_per_epoch = max(1, -(-len(self.x) // config.batch_size))
         shape = (stack.slots, len(self.names))
         self.sums, self.counts = torch.zeros(shape, device=device), torch.zeros(shape, device=device)
 
     def batches(self, epoch: int):
+        self.average.restore()
         self.sums.zero_()
         self.counts.zero_()
         orders = [torch.randperm(len(self.x), generator=g).split(self.config.batch_size) for g in self.generators]
@@ -192,7 +200,8 @@ class StackSteps:
             self.counts += valid
 
     def end_epoch(self, epoch: int, epochs: int) -> Epoch:
-        self.step_fn.flush()
+        self.step_fn.flush()  # every embedding row brought up to date before the average takes it
+        self.average.swap_in()
         val_mean, val_valid = _val_losses(self.model, self.losses, self.x_val, self.y_val)
         return Epoch(epoch, epochs, self.model, self.sums / self.counts.clamp(min=1), val_mean,
                      extra={"train_valid": self.counts > 0, "val_valid": val_valid})
