@@ -116,9 +116,52 @@ def variances(multi, single) -> tuple[float, float | None]:
     return float(welch), (_var(d) / len(d) if d is not None else None)
 
 
+def pooled_seed_variance(scores: dict[str, dict[int, float]]) -> dict[str, tuple[float, int]]:
+    """One task's seed variance, pooled over every model that has the task (its single and its partners').
+
+    ``scores``: combo key -> seed -> score of this task. A cell's own seeds give its variance 1–3
+    degrees of freedom, whose t quantile (4.3 at 2) costs more power than most effects are
+    worth; every model of a task measures the same seed noise, so the task's models together give
+    it many (news, 6 tasks, 3 seeds: 10 instead of 2). Two fits, as a cell is paired or not:
+
+    - ``"paired"``: score = combo effect + seed effect + noise (seeds as blocks: what a seed does to
+      all its models cancels in a seed-matched difference), the noise variance over N - rank
+      degrees of freedom (the residual of the least-squares fit, any pattern of seeds);
+    - ``"welch"``: score = combo effect + noise, within-combination variance over N - C.
+
+    Each is (variance of one model's score, degrees of freedom), left out when it has none. It
+    assumes a task's models are about equally noisy whatever the partner; ``gain_stats`` never
+    lets a cell's variance fall below its own seeds' estimate, which keeps the error rate with
+    partners about 30 % apart in seed std (tests/test_gains.py).
+    """
+    rows = [(c, k, v) for c, by_seed in scores.items() for k, v in by_seed.items() if np.isfinite(v)]
+    out: dict[str, tuple[float, int]] = {}
+    if not rows:
+        return out
+    combos = sorted({c for c, _, _ in rows})
+    seeds = sorted({k for _, k, _ in rows})
+    y = np.array([v for _, _, v in rows])
+    ci = np.array([combos.index(c) for c, _, _ in rows])
+    means = np.bincount(ci, weights=y) / np.bincount(ci)
+    df_w = len(rows) - len(combos)
+    if df_w > 0:
+        out["welch"] = (float(((y - means[ci]) ** 2).sum() / df_w), df_w)
+    x = np.zeros((len(rows), len(combos) + len(seeds) - 1))
+    x[np.arange(len(rows)), ci] = 1.0
+    for r, (_, k, _) in enumerate(rows):
+        j = seeds.index(k)
+        if j:
+            x[r, len(combos) + j - 1] = 1.0
+    fit, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
+    df_p = len(rows) - int(rank)
+    if df_p > 0:
+        out["paired"] = (float(((y - x @ fit) ** 2).sum() / df_p), df_p)
+    return out
+
+
 def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, paired: bool = False,
                baseline: float | None = None, resolution: float = 0.0, row_var: float = 0.0,
-               keep_at_chance: bool = False) -> Gain:
+               keep_at_chance: bool = False, pooled: tuple[float, int] | None = None) -> Gain:
     """Gain of ``multi`` seed scores over ``single`` seed scores, with its interval and p-value.
 
     With ``paired`` the two lists are seed-matched (same length, same seed
@@ -129,7 +172,8 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
     single-task model is at chance a gain relative to |single| (still ``at_chance``, verdict unclear).
     The test-row variance joins the seed variance with Welch–Satterthwaite degrees of freedom
     (``ROW_DF`` for the row part), so a cell whose noise is mostly test rows is not tested with its
-    seeds' few degrees of freedom alone.
+    seeds' few degrees of freedom alone. ``pooled`` (variance of one model's score, degrees of
+    freedom: ``pooled_seed_variance``'s fit for this kind of interval) replaces the cell's own seed variance.
     """
     m, s = np.asarray(multi, float), np.asarray(single, float)
     if len(m) == 0 or len(s) == 0:
@@ -148,7 +192,13 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
     use_pair = bool(paired) and _pair(m, s) is not None
     if len(m) >= 2 and len(s) >= 2:
         welch, pvar = variances(m, s)
-        if use_pair:
+        if pooled is not None:
+            # never below the cell's own estimate: a partner that makes a task noisier than its other
+            # models keeps that noise (without it, partners 30 % apart in seed std broke the rate)
+            own = pvar if use_pair else welch
+            var = max(pooled[0] * (2 / len(m) if use_pair else 1 / len(m) + 1 / len(s)), own)
+            df = pooled[1]
+        elif use_pair:
             var, df = pvar, len(m) - 1
         else:
             var = welch

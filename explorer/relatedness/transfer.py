@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.relatedness.bootstrap import row_variance
-from explorer.relatedness.gains import Gain, delta_m, fdr_verdicts, gain_stats, variances
+from explorer.relatedness.gains import Gain, delta_m, fdr_verdicts, gain_stats, pooled_seed_variance, variances
 from explorer.training.metrics import primary
 
 Matrix = list[list["float | None"]]
@@ -129,7 +129,7 @@ def _predictions(runs: Sequence) -> dict[str, dict[str, dict[int, np.ndarray]]]:
 def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[str, float] | None = None,
                        fdr: float = 0.05, row_var: dict[tuple[str, str], float] | None = None,
                        pairing: bool | None = None, truth: dict | None = None,
-                       keep_at_chance: bool = False) -> Transfer:
+                       keep_at_chance: bool = False, pooled: bool = True) -> Transfer:
     """Gains of every multi-task combination in ``runs`` against the singles in ``runs``.
 
     Each multi-task model is paired with the single-task model of the same seed.
@@ -143,7 +143,9 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
     labels)) turns on the paired test-row bootstrap (``explorer.relatedness.bootstrap``) for every
     cell whose runs carry their test predictions; ``row_var`` overrides it per cell.
     ``keep_at_chance`` gives tasks at chance a gain relative to their raw score (``gain_stats``), so they
-    count in Δm; they stay in ``at_chance`` and their verdicts stay unclear.
+    count in Δm; they stay in ``at_chance`` and their verdicts stay unclear. ``pooled`` (the default)
+    gives each cell its task's seed variance pooled over all the task's models
+    (``gains.pooled_seed_variance``); False: each cell's own seeds only.
     """
     tasks = list(tasks)
     scores, metric = collect_scores(runs)
@@ -175,10 +177,16 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
                 common = sorted(set(multi) & set(base))
                 cells.append((key, t, [multi[s] for s in sorted(multi)], [base[s] for s in sorted(base)],
                               [multi[s] for s in common], [base[s] for s in common]))
+    # each task's seed variance from all its models (gains.pooled_seed_variance), where they give one
+    pools = {t: pooled_seed_variance({key: per_task[t] for key, per_task in seeded.items() if t in per_task})
+             for t in {t for _, t, *_ in cells}} if pooled else {}
     summed = {"welch": 0.0, "paired": 0.0, "cells": 0}
-    for _, _, m, s, pm, ps in cells:
+    for _, t, m, s, pm, ps in cells:
         w, _ = variances(m, s)
         _, pv = variances(pm, ps)
+        pool = pools.get(t, {})
+        if "welch" in pool and "paired" in pool and len(m) >= 2 and len(s) >= 2 and len(pm) >= 2:
+            w, pv = pool["welch"][0] * (1 / len(m) + 1 / len(s)), pool["paired"][0] * 2 / len(pm)
         if np.isfinite(w) and pv is not None:
             summed["welch"] += w
             summed["paired"] += pv
@@ -196,13 +204,17 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
         gains.setdefault(key, {})[t] = gain_stats(
             pm if paired_here else m, ps if paired_here else s, paired=paired_here,
             baseline=(baselines or {}).get(t), resolution=resolution.get(t, 0.0),
-            row_var=noise or 0.0, keep_at_chance=keep_at_chance)
+            row_var=noise or 0.0, keep_at_chance=keep_at_chance,
+            pooled=pools.get(t, {}).get("paired" if paired_here else "welch"))
     fdr_verdicts([g for per_task in gains.values() for g in per_task.values()], fdr)
     dm = {key: delta_m([g.mean for g in per_task.values()]) for key, per_task in gains.items() if per_task}
     result = Transfer(tasks, metric, scores, single, gains, dm)
     result.pairing = {"paired": use_pair, "cells": summed["cells"],
                       "variance_ratio": (summed["paired"] / summed["welch"]) if summed["welch"] > 0 else None,
-                      "row_bootstrap_cells": bootstrapped}
+                      "row_bootstrap_cells": bootstrapped,
+                      # each task's pooled seed degrees of freedom (gains.pooled_seed_variance), where pooled
+                      "pooled_df": {t: pool[kind][1] for t, pool in sorted(pools.items())
+                                    if (kind := "paired" if use_pair else "welch") in pool}}
     result.at_chance = [t for t in tasks if any(per_task.get(t) is not None and per_task[t].at_chance
                                                 for per_task in gains.values())]
     (result.pair_gain, result.pair_gain_std, result.pair_verdict, result.pair_interval,
