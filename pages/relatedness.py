@@ -27,6 +27,9 @@ from explorer.training.trainer import TrainConfig
 DEFAULTS = dict(epochs=10, seeds=DEFAULT_SEEDS, max_seeds=DEFAULT_MAX_SEEDS, hidden=64)
 TINY = dict(epochs=1, seeds=2, max_seeds=2, hidden=16, train_size=0.05)
 SIZES = [0.05, 0.1, 0.25, 0.5, 1.0]
+# The page's demo (issue 14 item 6): on news every resolved cell of the default sweep is negative
+# transfer; hotels with a tenth of its labels shows a task helped and one hurt (README "The demo").
+DEMO = {"name": "hotels", "tasks": ["market_segment", "customer_type", "meal", "reserved_room_type"], "size": 0.1}
 ESTIMATE_NAMES = {"lookahead": "Lookahead (TAG, Adam step)", "grad_dot": "Gradient dot product / loss",
                   "grad_cosine": "Gradient cosine", "conflict_share": "Conflict share"}
 SCORED_NAMES = {**ESTIMATE_NAMES, "surrogate": "Surrogate (trained random groups)"}
@@ -203,6 +206,19 @@ def show_report(rep: dict) -> None:
 
 
 jobs.collect("sweep", result_key="sweep_report", cancelled="Sweep cancelled")
+running = state.job("sweep") is not None
+if st.button(f"Run the demo: {DEMO['name']}, {DEMO['size']:.0%} of the labels, controls on", key="rel_demo",
+             disabled=running, icon=":material/science:",
+             help="A sweep measured to show both kinds of transfer (README \"The demo\"): where labels are "
+                  "scarce, some tasks help others and some hurt them."):
+    st.session_state["source"] = {"kind": "builtin", "name": DEMO["name"]}
+    state.set_tasks(DEMO["tasks"])
+    st.session_state.pop(f"rel_tasks__{DEMO['name']}", None)  # the picker starts again from the demo's tasks
+    st.session_state.update(rel_sizes=[DEMO["size"]], rel_controls=True, rel_demo_go=True)
+    st.rerun()
+# widget defaults through session state, so the demo can set them (a default beside a value set there warns)
+st.session_state.setdefault("rel_sizes", [D.get("train_size", 1.0)])
+st.session_state.setdefault("rel_controls", True)
 tasks = state.task_picker(ds, "rel_tasks", "Tasks (2 to 8)", max_selections=8,
                           help="Every task is trained alone, and every pair together.")
 c1, c2, c3 = st.columns(3)
@@ -219,7 +235,7 @@ order = c2.slider("Largest group trained", 2, max(2, len(tasks)), 2, key="rel_or
                   help="2 = pairs only. Larger groups multiply the number of models.") if len(tasks) > 2 else 2
 device = c2.selectbox("Device", ["auto", *available()], key="rel_device")
 c2.caption(f"Detected: **{describe(resolve_device('auto'))}**")
-sizes = c3.multiselect("Training-set sizes", SIZES, default=[D.get("train_size", 1.0)], key="rel_sizes",
+sizes = c3.multiselect("Training-set sizes", SIZES, key="rel_sizes",
                        format_func=lambda f: f"{f:.0%}",
                        help="Several sizes draw each pair's gain as a curve over the amount of training data.")
 hidden = c3.select_slider("Hidden width", [8, 16, 32, 64, 128, 256], value=D["hidden"], key="rel_hidden")
@@ -231,7 +247,7 @@ archs = c2.multiselect("Architectures", list(describe_archs()), default=["hps"],
                             + ". Several: the matrix is trained under each, compared below the report.")
 experts = state.experts_picker(c2, archs, "rel_experts")
 encoder = state.encoder_picker(c2, ds, "rel_encoder")
-with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task)", value=True, key="rel_controls",
+with_controls = c3.checkbox("Controls (shuffled and noisy copy of the first task)", key="rel_controls",
                             help="shuffled: its labels permuted, it can only hurt; noisy: 20 % of its labels "
                                  "wrong, it should help its task. If shuffled ever comes out positive, the "
                                  "verdicts are not to be trusted.")
@@ -252,8 +268,8 @@ st.caption(f"{n_combos} combinations × {seeds} seeds × {max(1, len(sizes))} si
            f"{n_combos * seeds * max(1, len(sizes))} models."
            + (" With two tasks the matrix has two cells; ranking the one-run estimates against it needs "
               "three or more tasks." if len(tasks) == 2 else ""))
-running = state.job("sweep") is not None
-go = st.button("Run sweep", type="primary", key="rel_go", disabled=running, icon=":material/play_arrow:")
+go = st.button("Run sweep", type="primary", key="rel_go", disabled=running, icon=":material/play_arrow:") \
+    or bool(st.session_state.pop("rel_demo_go", False))
 if msg := st.session_state.get("sweep_error"):  # stays until the next sweep starts
     st.error(state.for_browser(msg), icon=":material/error:")
 if msg := st.session_state.get("sweep_note"):

@@ -329,6 +329,29 @@ def test_relatedness_sweep_heatmap_grouping_and_downloads():
     assert set(" + ".join(groups["tasks"]).split(" + ")) == set(grouped)  # groups may overlap (the default)
 
 
+def test_relatedness_demo_button_runs_the_measured_demo_in_one_click(monkeypatch):
+    """One click switches to the demo's dataset, tasks and size with the controls on, and runs it (the
+    sweep itself is replaced by a tiny one on the same request: the demo's numbers are in the README)."""
+    import explorer.relatedness.by_arch as by_arch
+    from explorer.relatedness.sweep import run_sweep
+    from pages.relatedness import DEMO
+    seen = []
+
+    def sweep(data, tasks, **kwargs):
+        seen.append((data.name, list(tasks), list(kwargs["train_sizes"]), kwargs["controls"]))
+        return run_sweep(data, tasks[:2], seeds=2, affinity=False, config=TrainConfig(epochs=1, hidden=8,
+                                                                                      train_size=200))
+
+    monkeypatch.setattr(by_arch, "run_arch_sweep", sweep)
+    at = open_page("relatedness", **DIGITS)
+    at.checkbox(key="rel_controls").uncheck().run()  # whatever the user had set, the demo has its own
+    at.button(key="rel_demo").click().run()
+    wait_for_job(at, "sweep", timeout=120)
+    assert seen == [(DEMO["name"], DEMO["tasks"], [DEMO["size"]], ["shuffled", "noisy"])]
+    assert at.multiselect(key="rel_sizes").value == [DEMO["size"]] and at.checkbox(key="rel_controls").value
+    assert at.session_state["sweep_report"]["tasks"][:2] == DEMO["tasks"][:2]
+
+
 def test_relatedness_keep_at_chance_checkbox_reaches_the_sweep_and_marks_the_report(monkeypatch):
     import explorer.relatedness.by_arch as by_arch
     from explorer.relatedness.sweep import run_sweep
