@@ -155,7 +155,7 @@ def test_adaptive_seeds_keep_the_error_rate_on_a_null_matrix(monkeypatch):
     # the pooled variance a stopped cell's interval keeps being re-estimated from its task's other
     # models, which takes most of the bite out of a lucky stop.)
     monkeypatch.setattr(adaptive, "EARLY_P", 1.0)
-    assert _null_share(pooled=False)[0] > slack
+    assert _null_share(100, pooled=False)[0] > 0.05 + 2 * np.sqrt(0.05 * 0.95 / 100)  # measured: 14 %
 
 
 def test_futility_projects_the_seed_variance_to_max_seeds():
