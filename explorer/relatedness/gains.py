@@ -138,20 +138,19 @@ def pooled_seed_variance(scores: dict[str, dict[int, float]]) -> dict[str, tuple
     out: dict[str, tuple[float, int]] = {}
     if not rows:
         return out
-    combos = sorted({c for c, _, _ in rows})
-    seeds = sorted({k for _, k, _ in rows})
+    combos = {c: i for i, c in enumerate(sorted({c for c, _, _ in rows}))}
+    seeds = {k: j for j, k in enumerate(sorted({k for _, k, _ in rows}))}
     y = np.array([v for _, _, v in rows])
-    ci = np.array([combos.index(c) for c, _, _ in rows])
+    ci = np.array([combos[c] for c, _, _ in rows])
+    sj = np.array([seeds[k] for _, k, _ in rows])
     means = np.bincount(ci, weights=y) / np.bincount(ci)
     df_w = len(rows) - len(combos)
     if df_w > 0:
         out["welch"] = (float(((y - means[ci]) ** 2).sum() / df_w), df_w)
-    x = np.zeros((len(rows), len(combos) + len(seeds) - 1))
+    x = np.zeros((len(rows), len(combos) + len(seeds)))  # combo indicators, then seed indicators ...
     x[np.arange(len(rows)), ci] = 1.0
-    for r, (_, k, _) in enumerate(rows):
-        j = seeds.index(k)
-        if j:
-            x[r, len(combos) + j - 1] = 1.0
+    x[np.arange(len(rows)), len(combos) + sj] = 1.0
+    x = x[:, np.r_[:len(combos), len(combos) + 1:x.shape[1]]]  # ... less the first seed's (collinear)
     fit, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
     df_p = len(rows) - int(rank)
     if df_p > 0:
