@@ -119,6 +119,15 @@ def check_int_param(name: str, value, low: int, high: int | None = None, fix: st
     return int(value)
 
 
+def check_share(name: str, value, *, one_allowed: bool = True, fix: str = "") -> float:
+    """A number in [0, 1] (or [0, 1) without ``one_allowed``); ``fix`` says what the ends mean."""
+    high = "1]" if one_allowed else "1)"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not (0 <= value <= 1 if one_allowed else 0 <= value < 1):
+        raise ExplorerError(f"{name} must be in [0, {high}, got {value!r}.{' ' + fix if fix else ''}")
+    return float(value)
+
+
 def check_train_size(value) -> float | int:
     """A fraction in (0, 1] or a whole row count >= 2 (2.9 is neither: it is not rounded down silently)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from explorer.data.dataset import Dataset, Split
 from explorer.training.device import describe, resolve_device
-from explorer.data.validation import MAX_HIDDEN, check_int_param, check_train_size
+from explorer.data.validation import MAX_HIDDEN, check_int_param, check_share, check_train_size
 from explorer.training.averaging import EpochAverage
 from explorer.training.hooks import Callback, EarlyStopping, Epoch, FiniteLoss, Step, TaskCheckpoint, fit
 from explorer.training.threads import training_threads
@@ -80,13 +80,9 @@ class TrainConfig:
         check_train_size(self.train_size)
         if self.lr is not None and not 0 < self.lr < 1:
             raise ExplorerError(f"lr must be in (0, 1), got {self.lr!r}.")
-        if not 0 <= self.dropout < 1:
-            raise ExplorerError(f"dropout must be in [0, 1), got {self.dropout!r}.")
-        if isinstance(self.balance, bool) or not isinstance(self.balance, (int, float)) or not 0 <= self.balance <= 1:
-            raise ExplorerError(f"balance must be in [0, 1] (0: unweighted classes, 1: fully balanced), "
-                                f"got {self.balance!r}.")
-        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not 0 <= self.ema < 1:
-            raise ExplorerError(f"ema must be in [0, 1) (0: no weight averaging), got {self.ema!r}.")
+        check_share("dropout", self.dropout, one_allowed=False)
+        check_share("balance", self.balance, fix="0: classes unweighted, 1: fully balanced.")
+        check_share("ema", self.ema, one_allowed=False, fix="0: no weight averaging.")
         get_architecture(self.arch)  # an unknown name is an error that lists the known ones
         check_int_param("experts", self.experts, 1, MAX_EXPERTS,
                         f"It is the number of MMoE experts (default {EXPERTS}).")
