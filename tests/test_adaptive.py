@@ -1,4 +1,5 @@
 """Adaptive seeds (numpy only, no training): a resolved cell stops, an ambiguous one gets more seeds."""
+import math
 import numpy as np
 import pytest
 
@@ -179,3 +180,15 @@ def test_a_round_that_would_overrun_shrinks_to_the_most_promising_combinations()
     first = [tuple(c) for c in calls[0][0]]  # a round trains its seeds in one call
     assert ("a", "c") in first and ("b", "c") not in first  # a+c has a real effect, b+c none
     assert len(calls[0][0]) * len(calls[0][1]) == 6
+
+
+def test_progress_reaches_the_end_of_its_share_when_the_cells_are_decided_early():
+    """The share of the bar is spread over the most rounds there can be; rounds not needed are skipped
+    over, so the bar does not stall short of the end (a sweep's last phase ended at 49 % before)."""
+    train, _ = make_train()
+    runs, t0 = start(train)
+    events = []
+    _, _, record = adapt(runs, t0, train, lambda r: transfer_from_runs(r, TASKS), Budget(max_seeds=16),
+                         progress=events.append)
+    assert record["rounds"] < math.ceil((16 - 3) / 2)  # decided before the last possible round
+    assert events and events[-1].done == pytest.approx(events[-1].total)

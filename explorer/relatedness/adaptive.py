@@ -39,7 +39,7 @@ from scipy import special
 from explorer.errors import ExplorerError
 from explorer.relatedness.gains import Gain
 from explorer.relatedness.transfer import Transfer, combo_tasks
-from explorer.training.progress import Progress, within
+from explorer.training.progress import Progress, emit, within
 
 EFFECT = 2.0  # percent: the gain that matters unless the user says otherwise
 EARLY_P = 0.001        # a resolved cell stops early only at this p-value (Haybittle–Peto boundary)
@@ -182,6 +182,7 @@ def adapt(runs: list, transfer: Transfer, train: Train, measure: Measure, budget
         spent += n_models
         rounds += 1
         transfer = measure(runs)
+    emit(progress, "train", 1, 1, "done")  # rounds not needed: the bar moves on past their share
     stop: dict[str, dict[str, str]] = {}
     for key, per_task in transfer.gains.items():
         stop[key] = {t: final_state(g, budget.effect, budget.max_seeds, reason_all.get(key, MAX_SEEDS))
