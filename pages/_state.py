@@ -115,6 +115,12 @@ def set_tasks(tasks: list[str]) -> None:
     st.session_state["tasks"] = list(tasks)
 
 
+def picker_key(key: str, source: str) -> str:
+    """The session-state key of ``task_picker``'s widget ``key`` for the dataset named ``source``
+    (``source_key``); popping it makes the picker start again from the shared choice."""
+    return f"{key}__{source}"
+
+
 def task_picker(ds: Dataset, key: str, label: str = "Tasks", help: str | None = None,
                 max_selections: int | None = None) -> list[str]:
     """A multiselect of the dataset's tasks that starts from, and updates, the shared choice.
@@ -122,7 +128,7 @@ def task_picker(ds: Dataset, key: str, label: str = "Tasks", help: str | None = 
     Widget values vanish from session state when their page is left, so the
     choice is also kept under the plain key ``tasks`` that every page reads.
     """
-    wkey = f"{key}__{source_key(ds)}"  # a new dataset gets a fresh widget, never stale options
+    wkey = picker_key(key, source_key(ds))  # a new dataset gets a fresh widget, never stale options
     if wkey not in st.session_state:
         st.session_state[wkey] = chosen_tasks(ds)[:max_selections] if max_selections else chosen_tasks(ds)
     picked = st.multiselect(label, ds.task_names, key=wkey, help=help, max_selections=max_selections,

@@ -213,7 +213,7 @@ if st.button(f"Run the demo: {DEMO['name']}, {DEMO['size']:.0%} of the labels, c
                   "scarce, some tasks help others and some hurt them."):
     st.session_state["source"] = {"kind": "builtin", "name": DEMO["name"]}
     state.set_tasks(DEMO["tasks"])
-    st.session_state.pop(f"rel_tasks__{DEMO['name']}", None)  # the picker starts again from the demo's tasks
+    st.session_state.pop(state.picker_key("rel_tasks", DEMO["name"]), None)  # the picker starts from the demo's tasks
     st.session_state.update(rel_sizes=[DEMO["size"]], rel_controls=True, rel_demo_go=True)
     st.rerun()
 # widget defaults through session state, so the demo can set them (a default beside a value set there warns)

@@ -106,15 +106,9 @@ def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     values = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
                   patience=args.patience, train_size=int(size) if size > 1 and float(size).is_integer() else size,
                   split_seed=args.split_seed, device=args.device)
-    for name in ("balance", "ema"):
+    for name in ("balance", "ema", "experts", "seed", "method"):  # the settings only some commands take
         if hasattr(args, name):
             values[name] = getattr(args, name)
-    if hasattr(args, "experts"):
-        values["experts"] = args.experts
-    if hasattr(args, "seed"):
-        values["seed"] = args.seed
-    if hasattr(args, "method"):
-        values["method"] = args.method
     if getattr(args, "arch", None) and "," not in args.arch:  # a list (sweep --arch a,b) is the sweep's
         values["arch"] = args.arch.strip()
     values.update(overrides)

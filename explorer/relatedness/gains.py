@@ -158,6 +158,12 @@ def pooled_seed_variance(scores: dict[str, dict[int, float]]) -> dict[str, tuple
     return out
 
 
+def difference_variance(model_var: float, n_multi: int, n_single: int, paired: bool) -> float:
+    """Variance of a cell's mean difference when one model's score has variance ``model_var``
+    (a pooled estimate): seed-matched pairs, or two independent means."""
+    return model_var * (2 / n_multi if paired else 1 / n_multi + 1 / n_single)
+
+
 def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, paired: bool = False,
                baseline: float | None = None, resolution: float = 0.0, row_var: float = 0.0,
                keep_at_chance: bool = False, pooled: tuple[float, int] | None = None) -> Gain:
@@ -195,7 +201,7 @@ def gain_stats(multi: list[float], single: list[float], alpha: float = 0.05, *, 
             # never below the cell's own estimate: a partner that makes a task noisier than its other
             # models keeps that noise (without it, partners 30 % apart in seed std broke the rate)
             own = pvar if use_pair else welch
-            var = max(pooled[0] * (2 / len(m) if use_pair else 1 / len(m) + 1 / len(s)), own)
+            var = max(difference_variance(pooled[0], len(m), len(s), use_pair), own)
             df = pooled[1]
         elif use_pair:
             var, df = pvar, len(m) - 1

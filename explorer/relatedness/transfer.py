@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer.relatedness.bootstrap import row_variance
-from explorer.relatedness.gains import Gain, delta_m, fdr_verdicts, gain_stats, pooled_seed_variance, variances
+from explorer.relatedness.gains import (Gain, delta_m, difference_variance, fdr_verdicts, gain_stats,
+                                        pooled_seed_variance, variances)
 from explorer.training.metrics import primary
 
 Matrix = list[list["float | None"]]
@@ -182,11 +183,12 @@ def transfer_from_runs(runs: Sequence, tasks: Sequence[str], *, baselines: dict[
              for t in {t for _, t, *_ in cells}} if pooled else {}
     summed = {"welch": 0.0, "paired": 0.0, "cells": 0}
     for _, t, m, s, pm, ps in cells:
-        w, _ = variances(m, s)
-        _, pv = variances(pm, ps)
         pool = pools.get(t, {})
         if "welch" in pool and "paired" in pool and len(m) >= 2 and len(s) >= 2 and len(pm) >= 2:
-            w, pv = pool["welch"][0] * (1 / len(m) + 1 / len(s)), pool["paired"][0] * 2 / len(pm)
+            w = difference_variance(pool["welch"][0], len(m), len(s), paired=False)
+            pv = difference_variance(pool["paired"][0], len(pm), len(ps), paired=True)
+        else:
+            w, pv = variances(m, s)[0], variances(pm, ps)[1]
         if np.isfinite(w) and pv is not None:
             summed["welch"] += w
             summed["paired"] += pv
