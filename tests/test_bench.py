@@ -88,10 +88,16 @@ def test_power_bench_counts_resolved_cells_of_both_arms_on_the_same_tasks(capsys
     the fixed arm's wall time (it is its budget) and says how many models it added."""
     from explorer.bench import format_power, power_bench
 
-    result = power_bench(load_dataset("digits"), n_tasks=3, train_size=200, fixed_seeds=3)
+    result = power_bench(load_dataset("digits"), n_tasks=3, train_size=200, fixed_seeds=3, replicates=2)
     fixed, adaptive = result["fixed"], result["adaptive"]
-    assert fixed["cells"] == adaptive["cells"] == 6 and result["tasks"] == ["digit", "even", "ge5"]
-    assert 0 <= fixed["resolved"] <= 6 and 0 <= adaptive["resolved"] <= 6 and adaptive["models_added"] >= 0
-    assert f"{fixed['resolved']}/6" in format_power(result)
+    assert fixed["cells"] == adaptive["cells"] == 12 and result["tasks"] == ["digit", "even", "ge5"]
+    assert [p["fixed"]["cells"] for p in result["per_replicate"]] == [6, 6]
+    assert fixed["resolved"] == sum(p["fixed"]["resolved"] for p in result["per_replicate"])
+    assert 0 <= fixed["resolved"] <= 12 and 0 <= adaptive["resolved"] <= 12 and adaptive["models_added"] >= 0
+    # a verdict at the false discovery rate is also a separate 95 % finding, never the other way round
+    assert fixed["uncorrected"] >= fixed["resolved"]
+    assert f"{fixed['resolved']}/12" in format_power(result) and "2 replicates" in format_power(result)
     assert main(["bench", "--dataset", "digits", "--power", "--fixed-seeds", "2"]) == 2
     assert "--fixed-seeds must be a whole number above 2" in capsys.readouterr().err
+    assert main(["bench", "--dataset", "digits", "--power", "--replicates", "0"]) == 2
+    assert "--replicates must be a whole number >= 1" in capsys.readouterr().err

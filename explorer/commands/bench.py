@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "settings, 10 epochs; --tasks, --train-size, --fixed-seeds apply)")
     p.add_argument("--fixed-seeds", type=int, default=3,
                    help="with --power: seeds of the fixed arm, whose wall time is the adaptive arm's budget (default 3)")
+    p.add_argument("--replicates", type=int, default=1,
+                   help="with --power: repeat both arms on other seeds and another split and sum the counts "
+                        "(default 1)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timing, profile one epoch of the batched sweep and print the top operators")
 
@@ -104,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if args.power:
         from explorer.bench import format_power, power_bench
         with ProgressBar("bench --power") as bar:
-            result = power_bench(dataset, args.tasks, size, fixed_seeds=args.fixed_seeds, progress=bar)
+            result = power_bench(dataset, args.tasks, size, fixed_seeds=args.fixed_seeds,
+                                 replicates=args.replicates, progress=bar)
         print(format_power(result), file=sys.stderr)
         print_json(result)
         return 0

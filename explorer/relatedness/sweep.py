@@ -56,11 +56,14 @@ REPORT_VERSION = 1
 # plus BATCHED_SLOT_COST per slot: `python -m explorer bench --tasks 3 --epochs 2 --train-size 0.5`
 # measured 6 slots at 2.3x (digits), 2.8x (hotels), 3.1x (diamonds) and 21 slots of news at 6.7-8.1x
 # the sequential speed, i.e. 0.1-0.27 of a model per slot. The affinity run is one joint model
-# (AFFINITY_COST) plus its measurements, and is not batched: one measurement costs about
-# MEASURE_STEPS_PER_TASK x n_tasks + 1 training steps (a gradient, an optimiser step on copies and
-# a forward pass per task).
+# (AFFINITY_COST, per modality) plus its measurements, and is not batched: one measurement costs
+# about MEASURE_STEPS_PER_TASK x n_tasks + 1 training steps (a gradient, an optimiser step on copies
+# and a forward pass per task). AFFINITY_COST is what the sweeps' own ``phase_seconds`` gave against
+# their batched phase (2026-12-03: news 2.0 at 4 and at 10 epochs; hotels 0.36-0.37, diamonds 0.48,
+# digits about 0.4): an unbatched text model pays its embedding work alone, a dense one is a few
+# small matmuls. One constant of 1.0 showed news' affinity run as 22 % of the bar when it took 38 %.
 BATCHED_SLOT_COST = 0.2
-AFFINITY_COST = 1.0
+AFFINITY_COST = {"text": 2.0, "tabular": 0.4, "image": 0.4}
 MEASURE_STEPS_PER_TASK = 3
 # At most this many measurements per affinity run, spread evenly over training: on big data the
 # run measures less often instead of taking longer (the phase is bounded at about 2-3 models).
@@ -84,12 +87,12 @@ def adaptive_cost(rows: int, n_combinations: int, extra_seeds: int, mode: str, s
     return ADAPTIVE_EXPECTED_SHARE * rounds * per_round
 
 
-def affinity_cost(rows: int, n_tasks: int, steps: int | None = None) -> float:
+def affinity_cost(rows: int, n_tasks: int, steps: int | None = None, modality: str = "tabular") -> float:
     """The affinity run: a joint model, plus its measurements (``steps``: training steps planned)."""
     every = affinity_every(n_tasks)
     if steps is not None:
         every = max(every, math.ceil(steps / MAX_AFFINITY_MEASUREMENTS))
-    return rows * AFFINITY_COST * (1.0 + (MEASURE_STEPS_PER_TASK * n_tasks + 1) / every)
+    return rows * AFFINITY_COST.get(modality, 1.0) * (1.0 + (MEASURE_STEPS_PER_TASK * n_tasks + 1) / every)
 
 
 def affinity_every(n_tasks: int) -> int:
@@ -455,7 +458,7 @@ def run_sweep(dataset: Dataset, tasks: Sequence[str], *, order: int = 2,
               for c, _, job_mode in surrogate_calls]
     if do_affinity:
         steps = max(1, -(-main_rows // config.batch_size)) * config.epochs
-        costs.append(("affinity", affinity_cost(main_rows, len(tasks), steps)))
+        costs.append(("affinity", affinity_cost(main_rows, len(tasks), steps, dataset.modality)))
     phases = _Phases(progress, costs)
     timed: list[dict] = []  # per phase: its share of the progress bar and the seconds it took
 
