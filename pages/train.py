@@ -100,6 +100,13 @@ def settings_form(prefix: str, methods: bool = True,
 
 
 # -- Train tab ---------------------------------------------------------------------------------
+def kept_at_chance_warning(res: dict, chance: list[str]) -> None:
+    if chance and res.get("keep_at_chance"):
+        st.warning(f"At chance (single-task model not above chance: {CHANCE_LEVEL}): {', '.join(chance)}. Kept in "
+                   "as asked: their gains are relative to the raw score, so they may be large and mean little; "
+                   "they count in Δm, and their verdicts stay unclear.", icon=":material/warning:")
+
+
 def show_train_result(res: dict) -> None:
     tasks, gains = res["tasks"], res["gains"]
     cfg = res["config"]
@@ -107,12 +114,7 @@ def show_train_result(res: dict) -> None:
     st.caption(f"{res['dataset']} · {len(res['seeds'])} seed(s) · {cfg['epochs']} epochs at most · training size "
                f"{cfg['train_size']:g} · hidden {cfg['hidden']} · method {res['method']} · "
                f"{res.get('device', '')} · {format_seconds(res.get('seconds'))}")
-    chance = [t for t, g in gains.items() if g.get("at_chance")]
-    if chance and res.get("keep_at_chance"):
-        st.warning("At chance (single-task model not above chance: the majority class, the mean, or guessing at "
-                   f"the class frequencies): {', '.join(chance)}. Kept in as asked: their gains are relative to "
-                   "the raw score, so they may be large and mean little; they count in Δm, and their verdicts "
-                   "stay unclear.", icon=":material/warning:")
+    kept_at_chance_warning(res, [t for t, g in gains.items() if g.get("at_chance")])
     cols = st.columns(len(gains) + 1)
     dm = res.get("delta_m")
     cols[0].metric("Δm (mean gain over tasks)", "n/a" if dm is None else f"{dm:+.1f} %", border=True,
@@ -170,6 +172,8 @@ def show_methods_result(res: dict) -> None:
     from explorer.plots.methods import method_gains, task_weights
 
     st.subheader(f"Methods on {' + '.join(res['tasks'])}")
+    kept_at_chance_warning(res, sorted({t for r in res["methods"].values() for t, g in r["gains"].items()
+                                        if g.get("at_chance")}))
     st.plotly_chart(method_gains(res), key="methods_gains")
     st.plotly_chart(task_weights(res), key="methods_weights")
 
@@ -204,7 +208,7 @@ with methods_tab:
     jobs.collect("methods")
     st.markdown("Train the same tasks with several loss weighting or gradient methods (the single-task "
                 "baselines once per seed) and compare each method's gains. Can a method remove negative transfer?")
-    m_tasks, m_seeds, m_config, m_encoder, _ = settings_form("methods", methods=False)
+    m_tasks, m_seeds, m_config, m_encoder, m_keep = settings_form("methods", methods=False, chance_switch=True)
     suggested = [m for m in ("ew", "uw", "pcgrad") if m in method_names()]
     picked = st.multiselect("Methods", method_names(), default=suggested,
                             key="methods_pick")
@@ -214,7 +218,7 @@ with methods_tab:
     if m_go:
         with state.friendly_errors("starting the comparison"):
             jobs.start("methods", state.encoded_plan(ds, m_encoder, lambda data: plan_comparison(  # checked, then run
-                data, m_tasks, picked, m_seeds, m_config)))
+                data, m_tasks, picked, m_seeds, m_config, keep_at_chance=m_keep)))
     jobs.show_outcome("methods")
     if m_running:
         jobs.live("methods", "Comparing methods")

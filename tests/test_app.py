@@ -293,9 +293,12 @@ def test_methods_comparison_runs():
     tiny_settings(at, "methods")
     at.select_slider(key="methods_size").set_value(0.05)
     at.multiselect(key="methods_pick").set_value(["ew", "uw"])
+    assert at.checkbox(key="methods_keep_at_chance").value is False  # off unless the user insists
+    at.checkbox(key="methods_keep_at_chance").check()
     at.button(key="methods_go").click().run()
     wait_for_job(at, "methods")
     assert charts(at) >= 2
+    assert at.session_state["methods_result"]["keep_at_chance"] is True  # the switch reached the comparison
     at.multiselect(key="methods_pick").set_value([]).run()
     at.button(key="methods_go").click().run()
     assert any("at least one method" in e for e in errors(at))

@@ -152,3 +152,23 @@ def test_reuse_store_takes_stored_baselines_instead_of_training(digits, monkeypa
     assert again.reused == {t: [ids[t]] for t in TASKS}
     for t in TASKS:
         assert again.single[t][0] == pytest.approx(first.single[t][0])
+
+
+AT_CHANCE = TrainConfig(epochs=3, hidden=16, train_size=150)  # digit's single-task model stays at chance here
+
+
+def test_a_task_at_chance_is_shown_as_such_and_kept_in_delta_m_only_when_asked(digits):
+    off = compare_methods(digits, TASKS, ["ew", "uw"], seeds=2, config=AT_CHANCE)
+    on = compare_methods(digits, TASKS, ["ew", "uw"], seeds=2, config=AT_CHANCE, keep_at_chance=True)
+    for name in ("ew", "uw"):
+        gone, kept, even = off.methods[name].gains["digit"], on.methods[name].gains["digit"], \
+            off.methods[name].gains["even"]
+        assert gone.at_chance and np.isnan(gone.mean) and kept.at_chance and np.isfinite(kept.mean)
+        assert off.methods[name].delta_m == pytest.approx(even.mean)           # left out by default
+        assert on.methods[name].delta_m == pytest.approx((kept.mean + even.mean) / 2)
+    assert "nan" not in off.table() and "digit at chance" in off.table()
+    assert "--keep-at-chance keeps them in" in off.table() and "kept in as asked" in on.table()
+    assert off.to_dict()["keep_at_chance"] is False and on.to_dict()["keep_at_chance"] is True
+    labels = [t for trace in method_gains(off.to_dict()).data for t in trace.text]
+    assert "at chance" in labels and not any("nan" in t for t in labels)
+    assert any(t.endswith("(at chance)") for trace in method_gains(on.to_dict()).data for t in trace.text)

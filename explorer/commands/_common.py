@@ -64,6 +64,14 @@ def add_train_arguments(p: argparse.ArgumentParser, seed: bool = True) -> None:
                    help=f"mmoe: the number of shared experts, 1 to {MAX_EXPERTS} (default: {d.experts})")
 
 
+def add_keep_at_chance(p: argparse.ArgumentParser, where: str = "Δm") -> None:
+    """The switch that keeps tasks at chance in ``where`` (gains.keep_at_chance), one wording for every command."""
+    p.add_argument("--keep-at-chance", action="store_true",
+                   help="give tasks whose single-task model is at chance a gain relative to their raw score, so "
+                        f"they count in {where} (marked; their verdicts stay unclear). Default: such tasks show "
+                        "only the absolute difference and stay out of it")
+
+
 def split_list(value: str | None, what: str) -> list[str]:
     items = [v.strip() for v in (value or "").split(",") if v.strip()]
     if not items:

@@ -5,8 +5,8 @@ import argparse
 import json
 
 from explorer.store.atomic import check_writable, write_atomic
-from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
-                                       load_from_args, print_json, split_list)
+from explorer.commands._common import (ProgressBar, add_data_arguments, add_keep_at_chance, add_train_arguments,
+                                       config_from_args, load_from_args, print_json, split_list)
 from explorer.relatedness.compare import compare_methods
 
 NAME = "compare"
@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="FILE.json", help="write the full comparison (with per-step weights) as JSON")
     p.add_argument("--html", metavar="FILE.html", help="write the gain and task-weight charts as one HTML page")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    add_keep_at_chance(p, "every method's Δm")
     add_data_arguments(p)
     add_train_arguments(p, seed=False)
 
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # bad settings are one line before the data loads (or is embedded)
     dataset = load_from_args(args, tasks)
     with ProgressBar("compare") as bar:
-        result = compare_methods(dataset, tasks, methods, seeds=args.seeds, config=config, progress=bar)
+        result = compare_methods(dataset, tasks, methods, seeds=args.seeds, config=config, progress=bar,
+                                 keep_at_chance=args.keep_at_chance)
     data = result.to_dict()
     if args.out:
         write_atomic(args.out, json.dumps(data, indent=1))

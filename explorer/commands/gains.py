@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
-                                       load_from_args, print_json, split_list)
+from explorer.commands._common import (ProgressBar, add_data_arguments, add_keep_at_chance, add_train_arguments,
+                                       config_from_args, load_from_args, print_json, split_list)
 from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.together import train_together
 
@@ -23,10 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save", action="store_true",
                    help="keep nothing in the run store (stored single-task baselines are still reused)")
     p.add_argument("--no-reuse", action="store_true", help="train every single-task baseline, even when stored")
-    p.add_argument("--keep-at-chance", action="store_true",
-                   help="give tasks whose single-task model is at chance a gain relative to their raw score, so "
-                        "they count in Δm (marked; their verdicts stay unclear). Default: such tasks show only "
-                        "the absolute difference and stay out of Δm")
+    add_keep_at_chance(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     add_data_arguments(p)
     add_train_arguments(p)

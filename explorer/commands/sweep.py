@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 from explorer.store.atomic import check_writable
-from explorer.commands._common import (ProgressBar, add_data_arguments, add_train_arguments, config_from_args,
-                                       load_from_args, split_list)
+from explorer.commands._common import (ProgressBar, add_data_arguments, add_keep_at_chance, add_train_arguments,
+                                       config_from_args, load_from_args, split_list)
 from explorer.errors import ExplorerError
 from explorer.training.backends import check_backend, names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
@@ -52,10 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="add control tasks: shuffled (labels permuted: can only hurt), noisy (20 %% of labels "
                         "wrong: should help its task); each applies to the first task unless named, e.g. "
                         "shuffled,noisy:section")
-    p.add_argument("--keep-at-chance", action="store_true",
-                   help="give tasks whose single-task model is at chance a gain relative to their raw score, so "
-                        "they count in Δm and the groupings (marked; their verdicts stay unclear). Default: such "
-                        "tasks show only the absolute difference and stay out of both")
+    add_keep_at_chance(p, "Δm and the groupings")
     p.add_argument("--no-affinity", action="store_true",
                    help="skip the cheap estimates (the one-run affinity run and the surrogate's groups)")
     p.add_argument("--surrogate-subsets", type=int, default=None, metavar="N",

@@ -36,7 +36,8 @@ def method_gains(comparison: dict) -> go.Figure:
             marker=dict(color=METHOD_COLOURS[i % len(METHOD_COLOURS)], opacity=[1.0 if s else 0.4 for s in solid]),
             error_y=dict(type="data", array=[0.0 if math.isnan(s) else s for s in stds], color="#333",
                          thickness=1.5, width=5),
-            text=[f"{m:+.1f}" for m in means], textposition="inside", insidetextanchor="start",
+            text=[_bar_label(m, g) for m, g in zip(means, gains + [{}])],
+            textposition="inside", insidetextanchor="start",
             textfont=dict(color="#222"),  # at the bar's base, clear of the whisker at its end
             hovertext=hover, hoverinfo="text"))
     fig.add_hline(y=0, line_color="#333", line_width=1)
@@ -47,10 +48,21 @@ def method_gains(comparison: dict) -> go.Figure:
                        "(whiskers: seed std; faded: within seed noise)", 460)
 
 
+def _bar_label(mean: float, g: dict) -> str:
+    """A bar's number; a task at chance has none (no relative gain) unless kept in, and is marked."""
+    if math.isnan(mean):
+        return "at chance" if g.get("at_chance") else ""
+    return f"{mean:+.1f}" + (" (at chance)" if g.get("at_chance") else "")
+
+
 def _gain_hover(method: str, task: str, g: dict) -> str:
     interval = ("n/a (needs 2+ seeds)" if g.get("low") is None
                 else f"[{_num(g['low']):+.1f}, {_num(g['high']):+.1f}] %")
-    return (f"<b>{method}</b> · {task}: {g['verdict']}<br>gain {_num(g['mean']):+.1f} % ± {_num(g['std']):.1f} "
+    if g.get("mean") is None:  # at chance: no relative gain, only the absolute difference
+        return (f"<b>{method}</b> · {task}: at chance, no relative gain<br>difference {_num(g.get('diff')):+.4f}"
+                f"<br>score {_num(g['multi_mean']):.3f} together vs {_num(g['single_mean']):.3f} alone")
+    kept = " (at chance, relative to the raw score)" if g.get("at_chance") else ""
+    return (f"<b>{method}</b> · {task}: {g['verdict']}{kept}<br>gain {_num(g['mean']):+.1f} % ± {_num(g['std']):.1f} "
             f"(seed std)<br>95 % interval {interval}<br>score {_num(g['multi_mean']):.3f} together vs "
             f"{_num(g['single_mean']):.3f} alone")
 

@@ -64,12 +64,14 @@ class MethodComparison:
     seconds: float = 0.0
     saved: dict[str, dict[str, str]] = field(default_factory=dict)   # method -> its TogetherResult.saved
     reused: dict[str, list[str]] = field(default_factory=dict)       # task -> stored runs used as baselines
+    keep_at_chance: bool = False  # tasks at chance got a gain relative to their raw score, and count in Δm
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "tasks": self.tasks, "metric": self.metric, "seeds": self.seeds,
                 "config": self.config, "baseline_method": BASELINE_METHOD, "single": self.single,
                 "methods": {m: r.to_dict() for m, r in self.methods.items()},
-                "saved": self.saved, "reused": self.reused, "seconds": round(self.seconds, 2)}
+                "saved": self.saved, "reused": self.reused, "seconds": round(self.seconds, 2),
+                "keep_at_chance": self.keep_at_chance}
 
     def table(self) -> str:
         """Per-task gain of each method as plain text, for the CLI."""
@@ -81,10 +83,20 @@ class MethodComparison:
         for name, r in self.methods.items():
             cells = []
             for t, g in r.gains.items():
+                if math.isnan(g.mean):  # at chance: no relative gain (explorer.relatedness.gains.headroom)
+                    cells.append(f"{t} at chance, {g.diff:+.4f} {self.metric[t]} {g.verdict}")
+                    continue
                 interval = "" if math.isnan(g.low) else f" [{g.low:+.1f}, {g.high:+.1f}]"
-                cells.append(f"{t} {g.mean:+.1f}±{g.std:.1f}{interval} {g.verdict}")
+                marked = " (at chance)" if g.at_chance else ""
+                cells.append(f"{t} {g.mean:+.1f}±{g.std:.1f}{interval}{marked} {g.verdict}")
             spread = "" if math.isnan(r.delta_m_std) else f"±{r.delta_m_std:.1f}"
-            lines.append(f"  {name:<7} Δm {r.delta_m:+.1f}{spread}  |  " + "  |  ".join(cells))
+            dm = "n/a" if math.isnan(r.delta_m) else f"{r.delta_m:+.1f}{spread}"
+            lines.append(f"  {name:<7} Δm {dm}  |  " + "  |  ".join(cells))
+        chance = sorted({t for r in self.methods.values() for t, g in r.gains.items() if g.at_chance})
+        if chance:
+            lines.append(f"At chance: {', '.join(chance)}: " + (
+                "kept in as asked, their gains are relative to the raw score and count in Δm; verdicts stay unclear."
+                if self.keep_at_chance else "no relative gain and left out of Δm (--keep-at-chance keeps them in)."))
         return "\n".join(lines)
 
 
@@ -109,7 +121,7 @@ class ComparisonPlan:
         one = results[first.method]
         settings = {k: v for k, v in first.config.to_dict().items() if k not in ("method", "seed")}  # vary per run
         comparison = MethodComparison(one.dataset, one.tasks, one.metric, one.seeds, settings, one.single,
-                                      reused=one.reused)
+                                      reused=one.reused, keep_at_chance=first.keep_at_chance)
         for name, r in results.items():
             comparison.methods[name] = MethodResult(name, r.together, r.gains, r.delta_m, r.delta_m_std,
                                                     r.weight_trace, r.best_epochs, r.seconds)
@@ -121,15 +133,19 @@ class ComparisonPlan:
 
 def plan_comparison(dataset: Dataset, tasks: list[str], methods: list[str], seeds: int = 3,
                     config: TrainConfig | None = None, *, store: Path | str | None = None, save: bool = False,
-                    reuse_store: bool = False, mode: str = "sequential") -> ComparisonPlan:
-    """Check a comparison (every method, the tasks, seeds and settings) before anything trains."""
+                    reuse_store: bool = False, mode: str = "sequential",
+                    keep_at_chance: bool = False) -> ComparisonPlan:
+    """Check a comparison (every method, the tasks, seeds and settings) before anything trains.
+
+    ``keep_at_chance`` as in ``plan_together``: tasks at chance get a gain relative to their raw score
+    and count in every method's Δm (still marked, verdicts unclear)."""
     if isinstance(methods, str):
         raise ExplorerError(f"methods must be a list of method names, e.g. ['{methods}'], not a string.")
     methods = list(dict.fromkeys(methods))
     if not methods:
         raise ExplorerError("Choose at least one method to compare, some of: " + ", ".join(names()) + ".")
     first = plan_together(dataset, tasks, seeds, methods[0], config, store=store, save=save,
-                          reuse_store=reuse_store, mode=mode)
+                          reuse_store=reuse_store, mode=mode, keep_at_chance=keep_at_chance)
     plans = [first]
     for name in methods[1:]:  # the first's validated tasks and settings; each method checks itself on them
         get_method(name, first.tasks)
@@ -141,7 +157,7 @@ def plan_comparison(dataset: Dataset, tasks: list[str], methods: list[str], seed
 def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seeds: int = 3,
                     config: TrainConfig | None = None, progress: Progress | None = None, *,
                     store: Path | str | None = None, save: bool = False, reuse_store: bool = False,
-                    mode: str = "sequential") -> MethodComparison:
+                    mode: str = "sequential", keep_at_chance: bool = False) -> MethodComparison:
     """``train_together`` once per method, the single-task baselines trained once and shared.
 
     Seeds are ``config.seed + i`` (i < ``seeds``); the split stays ``config.split_seed``.
@@ -150,7 +166,7 @@ def compare_methods(dataset: Dataset, tasks: list[str], methods: list[str], seed
     (``saved`` names them, per method); ``reuse_store`` takes single-task baselines
     from stored runs with the same key (``reused`` names them). ``mode`` "sequential"
     (the default) records every method's task weights per step; "auto" batches the
-    equal-weight models but records no weights for them.
+    equal-weight models but records no weights for them. ``keep_at_chance``: see ``plan_comparison``.
     """
     return plan_comparison(dataset, tasks, methods, seeds, config, store=store, save=save,
-                           reuse_store=reuse_store, mode=mode).run(progress)
+                           reuse_store=reuse_store, mode=mode, keep_at_chance=keep_at_chance).run(progress)
