@@ -543,25 +543,25 @@ def power_bench(dataset: Dataset, n_tasks: int = 6, train_size: float | int = 1.
     per = []
     for r in range(replicates):
         config = TrainConfig(train_size=train_size, seed=100 * r, split_seed=r)
+        tag = f", replicate {r + 1}" if replicates > 1 else ""
         began = time.perf_counter()
         fixed = run_sweep(dataset, tasks, seeds=fixed_seeds, config=config, affinity=False,
                           progress=within(progress, 2 * r, 1, 2 * replicates, "bench",
-                                          f"{fixed_seeds} fixed seeds" + (f", replicate {r + 1}" if replicates > 1 else "")))
+                                          f"{fixed_seeds} fixed seeds{tag}"))
         budget = time.perf_counter() - began
         adaptive = run_sweep(dataset, tasks, seeds=start_seeds, config=config, affinity=False,
                              max_seeds=DEFAULT_MAX_SEEDS, budget_seconds=budget,
                              progress=within(progress, 2 * r + 1, 1, 2 * replicates, "bench",
-                                             "adaptive seeds, same time" + (f", replicate {r + 1}" if replicates > 1 else "")))
+                                             f"adaptive seeds, same time{tag}"))
         (r_fixed, n_fixed), (r_adapt, n_adapt) = resolved_share(fixed), resolved_share(adaptive)
         per.append({"fixed": {"seeds": fixed_seeds, "resolved": r_fixed, "cells": n_fixed,
                               "uncorrected": uncorrected_share(fixed), "seconds": round(fixed.seconds, 1)},
                     "adaptive": {"start_seeds": start_seeds, "max_seeds": DEFAULT_MAX_SEEDS, "resolved": r_adapt,
                                  "cells": n_adapt, "seconds": round(adaptive.seconds, 1),
                                  "models_added": adaptive.adaptive.get("models", 0)}})
-    total = {arm: {k: sum(p[arm][k] for p in per) if k not in ("seeds", "start_seeds", "max_seeds") else per[0][arm][k]
-                   for k in per[0][arm]} for arm in ("fixed", "adaptive")}
-    for arm in total.values():
-        arm["seconds"] = round(arm["seconds"], 1)
+    counts = ("resolved", "cells", "uncorrected", "seconds", "models_added")  # summed; the settings are shared
+    total = {arm: {k: round(sum(p[arm][k] for p in per), 1) if k in counts else v for k, v in per[0][arm].items()}
+             for arm in ("fixed", "adaptive")}
     share_fixed = total["fixed"]["resolved"] / max(1, total["fixed"]["cells"])
     share_adapt = total["adaptive"]["resolved"] / max(1, total["adaptive"]["cells"])
     return {"dataset": dataset.name, "tasks": tasks, "train_size": train_size, "replicates": replicates,
