@@ -1,7 +1,7 @@
 """The README's architecture table: the transfer matrix under hps, mmoe and towers, on news (bag of words and
 MiniLM features) and on one tabular set, with Δm, resolved cells and run times.
 
-    nice python scripts/arch_table.py --out-dir runs/arch_reports  # the README table (3 seeds: about 5 min)
+    nice python scripts/arch_table.py --out-dir runs/arch_reports3  # the README table (3 seeds: about 7 min)
     python scripts/arch_table.py --quick --out-dir /tmp/quick      # a check of the script itself
 
 Each (dataset, encoder) is one ``run_arch_sweep`` (explorer.relatedness.by_arch): every single task and

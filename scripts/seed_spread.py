@@ -24,7 +24,8 @@ from explorer.training.metrics import primary
 from explorer.training.trainer import TrainConfig, prepare
 
 SETTINGS = (("lr", float), ("dropout", float), ("embed_dim", int), ("hidden", int), ("epochs", int),
-            ("patience", int), ("train_size", float), ("batch_size", int), ("balance", float), ("ema", float), ("max_len", int))
+            ("patience", int), ("train_size", float), ("batch_size", int), ("balance", float), ("ema", float),
+            ("max_len", int))
 
 
 def spread(dataset_name: str, seeds: int, tasks: list[str] | None = None, first_seed: int = 0, **overrides) -> dict:
