@@ -1,4 +1,6 @@
 """Control tasks: what their labels are, how a sweep carries them, and the trust warning."""
+import re
+
 import numpy as np
 import pytest
 
@@ -89,4 +91,8 @@ def test_csv_sweep_with_a_shuffled_control_on_real_tabular_data(tmp_path, capsys
     assert rep.controls == ["shuffled:cultivar"] and rep.tasks[-1] == "shuffled:cultivar"
     assert untrustworthy(rep) == []  # the shuffled control is never positive
     assert "shuffled:cultivar" in rep.at_chance
-    assert "controls: shuffled:cultivar (no shuffled control positive)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "controls: shuffled:cultivar (no shuffled control positive)" in printed
+    # an estimate that predicts less gain from a higher value says so beside its Spearman
+    assert re.search(r"conflict_share .*should be negative\)", printed)
+    assert not re.search(r"lookahead .*should be negative", printed)

@@ -146,14 +146,16 @@ def summary(report: SweepReport) -> str:
             for p in report.phase_seconds))
     scored = [(name, d) for name, d in (report.estimates or {}).items() if d.get("spearman") is not None]
     if scored:
-        lines.append("Spearman of each estimate with the trained pair gains (bootstrap 95 % interval), best first:")
+        lines.append("Spearman of each estimate with the trained pair gains (bootstrap 95 % interval), best first "
+                     "(the most agreement in the direction the estimate predicts):")
         scored.sort(key=lambda nd: -(nd[1].get("expected_sign") or 1) * nd[1]["spearman"])
         for name, d in scored:
             low, high = d.get("interval") or (None, None)
             span = "" if low is None else f" [{low:+.2f}, {high:+.2f}]"
             within = d.get("spearman_within_task")
             within = "" if within is None else f", within task {within:+.2f}"
-            lines.append(f"  {name:<15} {d['spearman']:+.2f}{span}  ({d.get('n_pairs')} cells{within})")
+            sign = ", should be negative" if (d.get("expected_sign") or 1) < 0 else ""  # more conflict, less gain
+            lines.append(f"  {name:<15} {d['spearman']:+.2f}{span}  ({d.get('n_pairs')} cells{within}{sign})")
     elif report.proxy_spearman:
         shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:+.2f}'}" for k, v in report.proxy_spearman.items())
         lines.append(f"Spearman of one-run estimates with the trained gains: {shown}")
