@@ -18,6 +18,7 @@ from explorer.plots import transfer as tplots
 from explorer.relatedness.controls import untrustworthy
 from explorer.relatedness.report_html import render_html
 from explorer.relatedness.adaptive import EFFECT, describe as describe_adaptive
+from explorer.relatedness.affinity import agreement
 from explorer.relatedness.gains import CHANCE_LEVEL
 from explorer.relatedness.by_arch import run_arch_sweep
 from explorer.relatedness.sweep import DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, parse_report
@@ -109,7 +110,7 @@ def show_estimates(rep: dict) -> None:
                      "p-value": "" if d.get("p_value") is None else f"{d['p_value']:.2f}",
                      "cells compared": d.get("n_pairs"), "a useful estimate has": {1: "ρ > 0", -1: "ρ < 0"}[sign],
                      "what it is": d.get("description", ""), "note": d.get("reason") or "",
-                     "_order": -(sign * rho) if rho is not None else float("inf")})
+                     "_order": -agreement(d) if rho is not None else float("inf")})
     rows.sort(key=lambda r: r.pop("_order"))
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.caption("ρ within task ranks each task's partners only (each row's mean taken out of both sides): a task "

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from explorer.relatedness.affinity import (AffinityCallback, bootstrap_spearman, compare_with_gains,
+from explorer.relatedness.affinity import (AffinityCallback, agreement, bootstrap_spearman, compare_with_gains,
                                            measurement_interval, one_run_affinity, optimiser_update,
                                            score_estimate)
 from explorer.data.dataset import Dataset
@@ -180,3 +180,16 @@ def test_within_task_spearman_ignores_a_level_shared_by_a_row():
     levels = [[None, 5.1, 5.0], [0.1, None, 0.0], [-4.9, -5.0, None]]
     d = score_estimate(levels, gains, "surrogate")
     assert d["spearman"] > 0.5 and d["spearman_within_task"] < -0.8
+
+
+def test_estimates_rank_by_agreement_in_the_direction_they_predict():
+    """conflict_share predicts less gain from more conflict: a Spearman of -0.5 agrees more than a
+    grad_dot of +0.3, and an estimate with no Spearman has no agreement."""
+    gains = [[None, 4.0, -1.0], [2.0, None, -3.0], [0.5, 1.0, None]]
+    conflict = [[None, -4.0, 1.0], [-2.0, None, 3.0], [-0.5, -1.0, None]]  # the gains' exact mirror
+    d = score_estimate(conflict, gains, "conflict_share")
+    assert d["expected_sign"] == -1 and d["spearman"] == pytest.approx(-1.0)
+    assert agreement(d) == pytest.approx(1.0)
+    assert agreement({"spearman": 0.3, "expected_sign": 1}) > agreement({"spearman": -0.5, "expected_sign": 1})
+    assert agreement({"spearman": -0.5, "expected_sign": -1}) > agreement({"spearman": 0.3, "expected_sign": 1})
+    assert agreement(score_estimate(None, gains, "grad_dot")) is None

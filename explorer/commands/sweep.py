@@ -10,6 +10,7 @@ from explorer.errors import ExplorerError
 from explorer.training.backends import check_backend, names as backend_names
 from explorer.methods import DEFAULT as DEFAULT_METHOD
 from explorer.relatedness.adaptive import EFFECT, describe as describe_adaptive
+from explorer.relatedness.affinity import agreement
 from explorer.relatedness.by_arch import check_archs, run_arch_sweep
 from explorer.relatedness.sweep import (DEFAULT_BUDGET_SECONDS, DEFAULT_MAX_SEEDS, DEFAULT_SEEDS, SweepReport,
                                         save_report)
@@ -148,7 +149,7 @@ def summary(report: SweepReport) -> str:
     if scored:
         lines.append("Spearman of each estimate with the trained pair gains (bootstrap 95 % interval), best first "
                      "(the most agreement in the direction the estimate predicts):")
-        scored.sort(key=lambda nd: -(nd[1].get("expected_sign") or 1) * nd[1]["spearman"])
+        scored.sort(key=lambda nd: -agreement(nd[1]))
         for name, d in scored:
             low, high = d.get("interval") or (None, None)
             span = "" if low is None else f" [{low:+.2f}, {high:+.2f}]"

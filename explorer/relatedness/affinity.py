@@ -310,6 +310,14 @@ def score_estimate(estimate: list[list] | None, pair_gain: list[list], name: str
     return info
 
 
+def agreement(scored: dict) -> float | None:
+    """How far a scored estimate (``score_estimate``) agrees with the trained gains in the direction it
+    predicts: its Spearman times its expected sign, so estimates rank the same way in every front end.
+    None when it has no Spearman."""
+    rho = scored.get("spearman")
+    return None if rho is None else (scored.get("expected_sign") or 1) * rho
+
+
 def compare_with_gains(affinity: dict | None, pair_gain: list[list]) -> tuple[dict, dict]:
     """Spearman rank correlation of each one-run estimate with the trained pair gains, over off-diagonal cells.
 
